@@ -1,0 +1,95 @@
+"""``ThreadPoolExecutor``: the stdlib class's interface on the native pool."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future
+from concurrent.futures import thread as _stdlib_thread
+from typing import Any, Callable, Iterable, Optional, Tuple, TypeVar
+
+from . import _native
+from ._future import NativeFuture
+from ._workers import default_max_workers
+
+_T = TypeVar("_T")
+
+
+class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
+    """A drop-in ``concurrent.futures.ThreadPoolExecutor`` on native threads.
+
+    It subclasses the stdlib class, so ``loop.set_default_executor`` accepts
+    it (``asyncio.to_thread`` then runs on native workers), and
+    ``loop.run_in_executor``, ``concurrent.futures.wait`` and ``as_completed``
+    work with the ``concurrent.futures.Future`` that ``submit`` returns.
+
+    ``run(func, *args, **kwargs)`` is the asyncio fast path on this pool: it
+    returns an awaitable ``NativeFuture`` bound to the running loop.
+    """
+
+    def __init__(self, max_workers: Optional[int] = None, thread_name_prefix: str = "",
+                 initializer: Optional[Callable[..., object]] = None,
+                 initargs: Iterable[Any] = ()) -> None:
+        if max_workers is None:
+            max_workers = default_max_workers()
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._max_workers = max_workers
+        self._thread_name_prefix = (thread_name_prefix
+                                    or "ThreadPoolExecutor-%d" % self._counter())
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._pool = _native.ThreadPool(max_workers, self._thread_name_prefix,
+                                        initializer, self._initargs)
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> "Future[_T]":
+        """Schedule ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``."""
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def run(self, func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> NativeFuture:
+        """``await pool.run(f, x)``: ``asyncio.to_thread(f, x)`` on this pool."""
+        return self._pool.run(func, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new work; with ``wait``, return when every worker has exited.
+
+        Queued calls still run unless ``cancel_futures`` is true, in which
+        case their futures are cancelled.
+        """
+        self._pool.shutdown(wait, cancel_futures=cancel_futures)
+
+    # The stdlib class's state attributes, which some code inspects.
+    @property
+    def _shutdown(self) -> bool:  # type: ignore[override]
+        return bool(self._pool.stats()["shutdown"])
+
+    @property
+    def _broken(self) -> Any:  # type: ignore[override]
+        if self._pool.stats()["broken"]:
+            return "A thread initializer failed, the thread pool is not usable anymore"
+        return False
+
+    def _stats(self) -> dict:
+        return self._pool.stats()
+
+    def __del__(self) -> None:
+        # As the stdlib pool's workers do when it is collected: finish what
+        # was submitted, then exit.
+        pool = self.__dict__.get("_pool")
+        if pool is not None:
+            pool.shutdown(False)
+
+
+def _register_hooks() -> None:
+    os.register_at_fork(before=_native._before_fork,
+                        after_in_parent=_native._after_fork_parent,
+                        after_in_child=_native._after_fork_child)
+    # Runs before threading joins its threads, as concurrent.futures' own
+    # exit hook: submitted work finishes, then workers leave cleanly before
+    # the interpreter is finalised.
+    threading._register_atexit(_native._shutdown_all)  # type: ignore[attr-defined]
+
+
+_register_hooks()

@@ -1,0 +1,56 @@
+"""Python-side hooks the C workers call as they start and stop.
+
+A native worker is not a ``threading.Thread``, so ``threading`` would call it
+"Dummy-N"; registering a named stand-in makes ``current_thread().name`` give
+``f"{prefix}_{i}"`` as the stdlib pool's threads do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import _base
+from typing import Any, Callable, Optional, Tuple
+
+
+def default_max_workers() -> int:
+    """The stdlib ThreadPoolExecutor default: ``min(32, cpus + 4)``."""
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return min(32, (count or 1) + 4)
+
+
+class _WorkerThread(threading._DummyThread):  # type: ignore[name-defined,misc]
+    """Stands for a native worker in ``threading``'s table of threads."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+
+def enter_worker(name: str, initializer: Optional[Callable[..., Any]],
+                 initargs: Tuple[Any, ...]) -> bool:
+    """Register the calling worker thread and run the pool's initializer.
+
+    Returns False when the initializer raised, which breaks the pool; the
+    exception is logged as ``concurrent.futures`` logs it.
+    """
+    _WorkerThread(name)
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
+            return False
+    return True
+
+
+def leave_worker() -> None:
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        threading._active.pop(threading.get_ident(), None)  # type: ignore[attr-defined]
+
+
+def default_pool() -> Any:
+    """The pool behind ``native_exec.to_thread``, made on its first call."""
+    from ._native import ThreadPool
+
+    return ThreadPool(default_max_workers(), "native_exec")

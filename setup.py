@@ -1,0 +1,42 @@
+"""Builds the C extension native_exec._native; metadata lives in pyproject.toml.
+
+Environment switches:
+  NATIVE_EXEC_WERROR=1    turn warnings into errors (CI sets it)
+  NATIVE_EXEC_DEBUG=1     -O0 -g, asserts on
+  NATIVE_EXEC_SANITIZE=1  debug + AddressSanitizer; run the tests with
+                          LD_PRELOAD=$(gcc -print-file-name=libasan.so)
+                          PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0
+"""
+
+import os
+from glob import glob
+
+from setuptools import Extension, setup
+
+
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+link_args = ["-pthread"]
+if _flag("NATIVE_EXEC_WERROR"):
+    compile_args.append("-Werror")
+if _flag("NATIVE_EXEC_DEBUG") or _flag("NATIVE_EXEC_SANITIZE"):
+    compile_args += ["-O0", "-g3", "-UNDEBUG"]
+if _flag("NATIVE_EXEC_SANITIZE"):
+    compile_args += ["-fsanitize=address", "-fno-omit-frame-pointer"]
+    link_args += ["-fsanitize=address"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "native_exec._native",
+            sources=sorted(glob("src/*.c")),
+            depends=sorted(glob("src/*.h")),
+            include_dirs=["src"],
+            extra_compile_args=compile_args,
+            extra_link_args=link_args,
+        )
+    ],
+)

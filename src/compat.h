@@ -1,0 +1,54 @@
+/* Shims for C-API functions newer than the oldest supported Python (3.10),
+ * in the manner of pythoncapi-compat: the rest of the code calls the new
+ * name and this header supplies it where the interpreter does not. */
+#ifndef NATIVE_EXEC_COMPAT_H
+#define NATIVE_EXEC_COMPAT_H
+
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+/* The current exception as one normalized object with its traceback
+ * attached, or NULL; clears the error indicator (3.12 API). */
+static inline PyObject *
+PyErr_GetRaisedException(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_DECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+static inline void
+PyErr_SetRaisedException(PyObject *exc)
+{
+    /* Steals the reference, as the 3.12 function does. */
+    PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(type, exc, tb);
+}
+#endif
+
+#if PY_VERSION_HEX < 0x030D0000
+/* 3.13 API: a new reference to dict[key] in *result; 1 found, 0 absent, -1 error. */
+static inline int
+PyDict_GetItemRef(PyObject *dict, PyObject *key, PyObject **result)
+{
+    PyObject *item = PyDict_GetItemWithError(dict, key);
+    if (item != NULL) {
+        *result = Py_NewRef(item);
+        return 1;
+    }
+    *result = NULL;
+    return PyErr_Occurred() ? -1 : 0;
+}
+#endif
+
+#endif /* NATIVE_EXEC_COMPAT_H */

@@ -1,0 +1,289 @@
+/* native_exec._native: module state, initialisation, to_thread, and the
+ * hooks that keep pools sane across interpreter exit and fork(). */
+#include "native_exec.h"
+
+
+ne_state *
+ne_state_of_type(PyTypeObject *tp)
+{
+    return (ne_state *)PyType_GetModuleState(tp);
+}
+
+static inline ne_state *
+state_of(PyObject *module)
+{
+    return (ne_state *)PyModule_GetState(module);
+}
+
+/* GIL: a list holding a strong reference to every live pool, so that hooks
+ * can release the GIL or run Python code while walking it. */
+static PyObject *
+snapshot_pools(ne_state *st)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (ne_pool *p = st->pools; p != NULL; p = p->next) {
+        if (PyList_Append(list, (PyObject *)p) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+PyDoc_STRVAR(to_thread_doc,
+"to_thread(func, /, *args, **kwargs)\n--\n\n"
+"Run func(*args, **kwargs) on native_exec's default thread pool and return\n"
+"an awaitable for its result, as asyncio.to_thread does.\n\n"
+"The contextvars context is copied at call time.  The call is scheduled at\n"
+"once (asyncio.to_thread schedules it when first awaited) and the awaitable\n"
+"is an asyncio.Future of the running loop that is also accepted where a\n"
+"coroutine is expected, so gather() needs no Task per call.");
+
+static PyObject *
+to_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_state *st = state_of(module);
+    if (st->default_pool == NULL) {
+        PyObject *pool = PyObject_CallNoArgs(st->default_pool_factory);
+        if (pool == NULL) {
+            return NULL;
+        }
+        if (!PyObject_TypeCheck(pool, st->ThreadPoolType)) {
+            Py_DECREF(pool);
+            PyErr_SetString(PyExc_TypeError, "default pool factory must return a ThreadPool");
+            return NULL;
+        }
+        if (st->default_pool == NULL) {
+            st->default_pool = (ne_pool *)pool;
+        }
+        else {
+            Py_DECREF(pool);  /* another thread made one while we ran Python */
+        }
+    }
+    return ne_pool_run(st->default_pool, args, nargs, kwnames);
+}
+
+PyDoc_STRVAR(default_pool_doc,
+"_default_pool($module, /)\n--\n\n"
+"The pool to_thread uses, or None before its first call.");
+
+static PyObject *
+default_pool(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    ne_state *st = state_of(module);
+    return Py_NewRef(st->default_pool ? (PyObject *)st->default_pool : Py_None);
+}
+
+PyDoc_STRVAR(shutdown_all_doc,
+"_shutdown_all($module, /)\n--\n\n"
+"At interpreter exit: refuse new work and wait for every pool's workers to\n"
+"finish what was submitted, as concurrent.futures does for its threads.");
+
+static PyObject *
+shutdown_all(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    ne_state *st = state_of(module);
+    st->exiting = 1;
+    PyObject *pools = snapshot_pools(st);
+    if (pools == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); i++) {
+        if (ne_pool_shutdown((ne_pool *)PyList_GET_ITEM(pools, i), 1, 0) < 0) {
+            Py_DECREF(pools);
+            return NULL;
+        }
+    }
+    Py_DECREF(pools);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(before_fork_doc, "_before_fork($module, /)\n--\n\nos.register_at_fork(before=...) hook.");
+PyDoc_STRVAR(after_fork_parent_doc, "_after_fork_parent($module, /)\n--\n\nos.register_at_fork(after_in_parent=...) hook.");
+PyDoc_STRVAR(after_fork_child_doc, "_after_fork_child($module, /)\n--\n\nos.register_at_fork(after_in_child=...) hook.");
+
+static PyObject *
+before_fork(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    for (ne_pool *p = state_of(module)->pools; p != NULL; p = p->next) {
+        ne_pool_before_fork(p);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+after_fork_parent(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    for (ne_pool *p = state_of(module)->pools; p != NULL; p = p->next) {
+        ne_pool_after_fork_parent(p);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *pools = snapshot_pools(state_of(module));
+    if (pools == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); i++) {
+        ne_pool_after_fork_child((ne_pool *)PyList_GET_ITEM(pools, i));
+    }
+    Py_DECREF(pools);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"to_thread", (PyCFunction)(void (*)(void))to_thread,
+     METH_FASTCALL | METH_KEYWORDS, to_thread_doc},
+    {"_default_pool", default_pool, METH_NOARGS, default_pool_doc},
+    {"_shutdown_all", shutdown_all, METH_NOARGS, shutdown_all_doc},
+    {"_before_fork", before_fork, METH_NOARGS, before_fork_doc},
+    {"_after_fork_parent", after_fork_parent, METH_NOARGS, after_fork_parent_doc},
+    {"_after_fork_child", after_fork_child, METH_NOARGS, after_fork_child_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+/* A new reference to module.name. */
+static PyObject *
+import_attr(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *attr = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return attr;
+}
+
+static int
+intern_into(PyObject **slot, const char *s)
+{
+    *slot = PyUnicode_InternFromString(s);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    ne_state *st = state_of(module);
+    st->ThreadPoolType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ne_pool_spec, NULL);
+    if (st->ThreadPoolType == NULL
+        || PyModule_AddObjectRef(module, "ThreadPool", (PyObject *)st->ThreadPoolType) < 0) {
+        return -1;
+    }
+    st->BridgeType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ne_bridge_spec, NULL);
+    if (st->BridgeType == NULL) {
+        return -1;
+    }
+    if ((st->get_running_loop = import_attr("asyncio", "get_running_loop")) == NULL
+        || (st->ConcurrentFuture = import_attr("concurrent.futures", "Future")) == NULL
+        || (st->BrokenThreadPool = import_attr("concurrent.futures.thread", "BrokenThreadPool")) == NULL
+        || (st->NativeFuture = import_attr("native_exec._future", "NativeFuture")) == NULL
+        || (st->deferred_run = import_attr("native_exec._future", "deferred_run")) == NULL
+        || (st->enter_worker = import_attr("native_exec._workers", "enter_worker")) == NULL
+        || (st->leave_worker = import_attr("native_exec._workers", "leave_worker")) == NULL
+        || (st->default_pool_factory = import_attr("native_exec._workers", "default_pool")) == NULL) {
+        return -1;
+    }
+    if (intern_into(&st->s_set_result, "set_result") < 0
+        || intern_into(&st->s_set_exception, "set_exception") < 0
+        || intern_into(&st->s_done, "done") < 0
+        || intern_into(&st->s_cancel, "cancel") < 0
+        || intern_into(&st->s_set_running_or_notify_cancel, "set_running_or_notify_cancel") < 0
+        || intern_into(&st->s_call_soon_threadsafe, "call_soon_threadsafe") < 0
+        || intern_into(&st->s_is_closed, "is_closed") < 0) {
+        return -1;
+    }
+    st->kw_loop = Py_BuildValue("(s)", "loop");
+    return st->kw_loop == NULL ? -1 : 0;
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ne_state *st = state_of(module);
+    Py_VISIT(st->ThreadPoolType);
+    Py_VISIT(st->BridgeType);
+    Py_VISIT(st->get_running_loop);
+    Py_VISIT(st->NativeFuture);
+    Py_VISIT(st->deferred_run);
+    Py_VISIT(st->ConcurrentFuture);
+    Py_VISIT(st->BrokenThreadPool);
+    Py_VISIT(st->enter_worker);
+    Py_VISIT(st->leave_worker);
+    Py_VISIT(st->default_pool_factory);
+    Py_VISIT((PyObject *)st->default_pool);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    ne_state *st = state_of(module);
+    Py_CLEAR(st->default_pool);
+    Py_CLEAR(st->ThreadPoolType);
+    Py_CLEAR(st->BridgeType);
+    Py_CLEAR(st->get_running_loop);
+    Py_CLEAR(st->NativeFuture);
+    Py_CLEAR(st->deferred_run);
+    Py_CLEAR(st->ConcurrentFuture);
+    Py_CLEAR(st->BrokenThreadPool);
+    Py_CLEAR(st->enter_worker);
+    Py_CLEAR(st->leave_worker);
+    Py_CLEAR(st->default_pool_factory);
+    Py_CLEAR(st->s_set_result);
+    Py_CLEAR(st->s_set_exception);
+    Py_CLEAR(st->s_done);
+    Py_CLEAR(st->s_cancel);
+    Py_CLEAR(st->s_set_running_or_notify_cancel);
+    Py_CLEAR(st->s_call_soon_threadsafe);
+    Py_CLEAR(st->s_is_closed);
+    Py_CLEAR(st->kw_loop);
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* Workers attach through PyGILState, which knows one interpreter. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* Pool queues have their own locks, but bridges and task hand-off rely
+     * on the GIL; free-threaded builds keep it enabled for this module. */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+PyDoc_STRVAR(module_doc, "The C core of native_exec: native thread pools and the asyncio bridge.");
+
+static PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "native_exec._native",
+    .m_doc = module_doc,
+    .m_size = sizeof(ne_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    return PyModuleDef_Init(&native_module);
+}

@@ -1,0 +1,206 @@
+/* The one private header every C file of native_exec._native includes.
+ *
+ * Layout of the C core:
+ *   module.c       module state, multi-phase init, to_thread, exit and fork hooks
+ *   task.c         a unit of work: the call, where it runs, how it completes
+ *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
+ *   worker.c       the pthread each pool worker runs
+ *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
+ *
+ * Locking, in one place:
+ *   - The GIL protects every PyObject, the module state, each Bridge and the
+ *     lists of live pools and bridges.
+ *   - ne_pool.mutex protects the pool's queue and thread counters (fields
+ *     marked "mutex" below).  It is taken with or without the GIL, but no
+ *     thread ever waits for the GIL while holding it, so the two cannot
+ *     deadlock.
+ */
+#ifndef NATIVE_EXEC_H
+#define NATIVE_EXEC_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+
+#include "compat.h"
+
+typedef struct ne_state ne_state;
+typedef struct ne_task ne_task;
+typedef struct ne_bridge ne_bridge;
+typedef struct ne_pool ne_pool;
+typedef struct ne_worker ne_worker;
+
+/* ------------------------------------------------------------ module.c */
+
+struct ne_state {
+    PyTypeObject *ThreadPoolType;
+    PyTypeObject *BridgeType;
+
+    PyObject *get_running_loop;      /* asyncio.get_running_loop */
+    PyObject *NativeFuture;          /* native_exec._future.NativeFuture */
+    PyObject *deferred_run;          /* native_exec._future.deferred_run */
+    PyObject *ConcurrentFuture;      /* concurrent.futures.Future */
+    PyObject *BrokenThreadPool;      /* concurrent.futures.thread.BrokenThreadPool */
+    PyObject *enter_worker;          /* native_exec._workers.enter_worker */
+    PyObject *leave_worker;          /* native_exec._workers.leave_worker */
+    PyObject *default_pool_factory;  /* native_exec._workers.default_pool */
+
+    /* interned names, for method calls on the hot path */
+    PyObject *s_set_result;
+    PyObject *s_set_exception;
+    PyObject *s_done;
+    PyObject *s_cancel;
+    PyObject *s_set_running_or_notify_cancel;
+    PyObject *s_call_soon_threadsafe;
+    PyObject *s_is_closed;
+    PyObject *kw_loop;               /* ("loop",), kwnames for NativeFuture(loop=) */
+
+    /* GIL */
+    ne_pool *default_pool;           /* strong; created by the first to_thread */
+    ne_pool *pools;                  /* borrowed; every live pool, for fork and exit */
+    ne_bridge *bridges;              /* borrowed; every live bridge */
+    int exiting;                     /* interpreter is shutting down: no new work */
+};
+
+ne_state *ne_state_of_type(PyTypeObject *tp);
+
+/* obj.name() and obj.name(arg); return a new reference or NULL.  The spare
+ * slot in front of the arguments lets the call prepend `self` for free. */
+static inline PyObject *
+ne_call_method0(PyObject *obj, PyObject *name)
+{
+    PyObject *stack[2] = {NULL, obj};
+    return PyObject_VectorcallMethod(
+        name, stack + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static inline PyObject *
+ne_call_method1(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *stack[3] = {NULL, obj, arg};
+    return PyObject_VectorcallMethod(
+        name, stack + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* obj.name() as a truth value: 1, 0, or -1 with an exception set. */
+static inline int
+ne_call_bool(PyObject *obj, PyObject *name)
+{
+    PyObject *r = ne_call_method0(obj, name);
+    if (r == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return truth;
+}
+
+/* -------------------------------------------------------------- task.c */
+
+/* Life of a task:
+ *
+ *   ne_task_new --> queued in a pool --> taken by a worker --> run --+
+ *                        |                                           |
+ *                        +--> cancelled or failed unrun              |
+ *                                     |                              |
+ *          concurrent future: completed at once by the same thread <-+
+ *          asyncio future: posted to its Bridge, completed on the loop
+ *
+ * A task owns strong references to everything it names; ne_task_free
+ * releases them and must be called with the GIL. */
+struct ne_task {
+    ne_task *next;          /* link in a pool queue or a bridge batch */
+    PyObject *fn;
+    PyObject *args;         /* tuple */
+    PyObject *kwargs;       /* dict, or NULL */
+    PyObject *context;      /* contextvars.Context to run in, or NULL */
+    PyObject *future;       /* NativeFuture if bridge, else concurrent.futures.Future */
+    ne_bridge *bridge;      /* strong, or NULL for a concurrent future */
+    PyObject *result;       /* set by ne_task_run on success */
+    PyObject *error;        /* set by ne_task_run on failure, or the reason it never ran */
+    int cancel;             /* complete the future as cancelled */
+};
+
+ne_task *ne_task_new(PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
+                     PyObject *kwnames, PyObject *context, PyObject *future,
+                     ne_bridge *bridge);
+void ne_task_free(ne_task *t);
+int ne_task_traverse(ne_task *t, visitproc visit, void *arg);
+int ne_task_begin(ne_state *st, ne_task *t);
+void ne_task_run(ne_task *t);
+void ne_task_finish(ne_state *st, ne_task *t);
+void ne_task_abandon(ne_state *st, ne_task *t, PyObject *error);
+void ne_task_complete_async(ne_state *st, ne_task *t);
+
+/* ------------------------------------------------------------ bridge.c */
+
+struct ne_bridge {
+    PyObject_HEAD
+    ne_state *st;
+    PyObject *loop;                  /* strong */
+    PyObject *call_soon_threadsafe;  /* strong; bound method of loop */
+    ne_task *head, *tail;            /* GIL: finished, waiting for the loop */
+    int scheduled;                   /* GIL: a drain is queued on the loop */
+    ne_bridge *next;                 /* GIL: link in st->bridges */
+};
+
+extern PyType_Spec ne_bridge_spec;
+ne_bridge *ne_bridge_for_loop(ne_state *st, PyObject *loop);
+void ne_bridge_post(ne_bridge *b, ne_task *t);
+
+/* ------------------------------------------------------- thread_pool.c */
+
+struct ne_worker {
+    ne_worker *next;        /* mutex: link in pool->workers */
+    ne_pool *pool;          /* strong; released by the worker as it exits */
+    ne_task *current;       /* mutex: taken from the queue, not yet finished */
+    PyObject *name;         /* str: threading name, f"{prefix}_{index}" */
+    char os_name[16];       /* the same, cut to the 15 bytes Linux keeps */
+};
+
+struct ne_pool {
+    PyObject_HEAD
+    ne_state *st;
+    pthread_mutex_t mutex;
+    pthread_cond_t work;     /* idle workers wait here for a task or shutdown */
+    pthread_cond_t exited;   /* shutdown(wait=True) waits here for workers to leave */
+
+    /* mutex */
+    ne_task *head, *tail;
+    Py_ssize_t nqueued;
+    int nthreads;            /* workers started and not yet gone */
+    int nidle;               /* workers waiting on `work` */
+    int nwoken;              /* signals sent that no worker has consumed yet */
+    int shutdown;
+    int broken;              /* an initializer failed; the pool refuses work */
+    unsigned long nspawned;  /* workers ever started; names the next one */
+    ne_worker *workers;
+
+    /* set at creation, then read-only */
+    int max_workers;
+    PyObject *prefix;        /* str */
+    PyObject *initializer;   /* callable or None */
+    PyObject *initargs;      /* tuple */
+
+    /* GIL */
+    ne_pool *next;           /* link in st->pools */
+    int fork_locked;         /* mutex taken by the before-fork hook */
+};
+
+extern PyType_Spec ne_pool_spec;
+int ne_pool_push(ne_pool *p, ne_task *t);
+PyObject *ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames);
+int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
+void ne_pool_break(ne_pool *p);
+void ne_pool_before_fork(ne_pool *p);
+void ne_pool_after_fork_parent(ne_pool *p);
+void ne_pool_after_fork_child(ne_pool *p);
+
+/* ------------------------------------------------------------ worker.c */
+
+int ne_worker_spawn(ne_pool *p, unsigned long index);
+int ne_worker_is_current(ne_pool *p);
+void ne_worker_forget(ne_worker *w);
+
+#endif /* NATIVE_EXEC_H */

@@ -1,0 +1,221 @@
+/* A unit of work: the call, the context it runs in, and how its future is
+ * completed.  Everything here runs with the GIL held. */
+#include "native_exec.h"
+
+ne_task *
+ne_task_new(PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames, PyObject *context, PyObject *future,
+            ne_bridge *bridge)
+{
+    ne_task *t = PyMem_Calloc(1, sizeof(*t));
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->fn = Py_NewRef(fn);
+    t->context = Py_XNewRef(context);
+    t->future = Py_NewRef(future);
+    t->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);
+    t->args = PyTuple_New(nargs);
+    if (t->args == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(t->args, i, Py_NewRef(args[i]));
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nkw > 0) {
+        t->kwargs = PyDict_New();
+        if (t->kwargs == NULL) {
+            goto error;
+        }
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            if (PyDict_SetItem(t->kwargs, PyTuple_GET_ITEM(kwnames, i),
+                               args[nargs + i]) < 0) {
+                goto error;
+            }
+        }
+    }
+    return t;
+
+error:
+    ne_task_free(t);
+    return NULL;
+}
+
+void
+ne_task_free(ne_task *t)
+{
+    Py_XDECREF(t->fn);
+    Py_XDECREF(t->args);
+    Py_XDECREF(t->kwargs);
+    Py_XDECREF(t->context);
+    Py_XDECREF(t->future);
+    Py_XDECREF((PyObject *)t->bridge);
+    Py_XDECREF(t->result);
+    Py_XDECREF(t->error);
+    PyMem_Free(t);
+}
+
+int
+ne_task_traverse(ne_task *t, visitproc visit, void *arg)
+{
+    Py_VISIT(t->fn);
+    Py_VISIT(t->args);
+    Py_VISIT(t->kwargs);
+    Py_VISIT(t->context);
+    Py_VISIT(t->future);
+    Py_VISIT((PyObject *)t->bridge);
+    Py_VISIT(t->result);
+    Py_VISIT(t->error);
+    return 0;
+}
+
+/* Call fn(*args, **kwargs) inside the task's context; leaves exactly one of
+ * t->result and t->error set. */
+void
+ne_task_run(ne_task *t)
+{
+    if (t->context != NULL && PyContext_Enter(t->context) < 0) {
+        t->error = PyErr_GetRaisedException();
+        return;
+    }
+    t->result = PyObject_Call(t->fn, t->args, t->kwargs);
+    if (t->result == NULL) {
+        t->error = PyErr_GetRaisedException();
+        if (t->error == NULL) {
+            t->error = PyObject_CallFunction(
+                PyExc_SystemError, "s", "function returned NULL without an exception");
+        }
+    }
+    if (t->context != NULL && PyContext_Exit(t->context) < 0) {
+        PyErr_WriteUnraisable(t->context);
+    }
+}
+
+/* Complete a concurrent.futures.Future from t->result / t->error. */
+static void
+complete_concurrent(ne_state *st, ne_task *t)
+{
+    PyObject *r;
+    if (t->error != NULL) {
+        r = ne_call_method1(t->future, st->s_set_exception, t->error);
+    }
+    else {
+        r = ne_call_method1(t->future, st->s_set_result, t->result);
+    }
+    if (r == NULL) {
+        PyErr_WriteUnraisable(t->future);
+    }
+    Py_XDECREF(r);
+}
+
+/* Whether a task a worker took from the queue should run: not if its future
+ * was cancelled while it waited.  On 0 the caller frees t. */
+int
+ne_task_begin(ne_state *st, ne_task *t)
+{
+    int go;
+    if (t->bridge != NULL) {
+        /* Reading an asyncio future's state off its loop is safe under the
+         * GIL; only completing it must wait for the loop. */
+        go = ne_call_bool(t->future, st->s_done);
+        go = go < 0 ? go : !go;
+    }
+    else {
+        go = ne_call_bool(t->future, st->s_set_running_or_notify_cancel);
+    }
+    if (go < 0) {
+        PyErr_WriteUnraisable(t->future);
+        return 0;
+    }
+    return go;
+}
+
+/* Complete, or hand to the loop, the future of a task that ran.  Consumes t. */
+void
+ne_task_finish(ne_state *st, ne_task *t)
+{
+    if (t->bridge != NULL) {
+        ne_bridge_post(t->bridge, t);
+        return;
+    }
+    complete_concurrent(st, t);
+    ne_task_free(t);
+}
+
+/* Complete the future of a task that will never run: cancelled when error is
+ * NULL, else failed with error (borrowed).  Consumes t. */
+void
+ne_task_abandon(ne_state *st, ne_task *t, PyObject *error)
+{
+    if (t->bridge != NULL) {
+        /* asyncio futures may only be touched on their loop's thread */
+        t->error = Py_XNewRef(error);
+        t->cancel = error == NULL;
+        ne_bridge_post(t->bridge, t);
+        return;
+    }
+    PyObject *r;
+    if (error == NULL) {
+        r = ne_call_method0(t->future, st->s_cancel);
+    }
+    else {
+        r = ne_call_method1(t->future, st->s_set_exception, error);
+    }
+    if (r == NULL) {
+        PyErr_WriteUnraisable(t->future);
+    }
+    Py_XDECREF(r);
+    ne_task_free(t);
+}
+
+/* asyncio.Future.set_exception refuses StopIteration (it would end the
+ * awaiting coroutine silently); a coroutine raising it gets a RuntimeError
+ * instead, and so does an awaiter here.  Returns a new reference. */
+static PyObject *
+awaitable_error(PyObject *error)
+{
+    if (!PyErr_GivenExceptionMatches(error, PyExc_StopIteration)) {
+        return Py_NewRef(error);
+    }
+    PyObject *wrapped = PyObject_CallFunction(
+        PyExc_RuntimeError, "s", "function run in a worker raised StopIteration");
+    if (wrapped == NULL) {
+        return NULL;
+    }
+    PyException_SetCause(wrapped, Py_NewRef(error));
+    PyException_SetContext(wrapped, Py_NewRef(error));
+    return wrapped;
+}
+
+/* On the loop's thread: complete an asyncio future from its task, unless
+ * the awaiting side cancelled it already.  Does not free t. */
+void
+ne_task_complete_async(ne_state *st, ne_task *t)
+{
+    int done = ne_call_bool(t->future, st->s_done);
+    if (done != 0) {
+        if (done < 0) {
+            PyErr_WriteUnraisable(t->future);
+        }
+        return;
+    }
+    PyObject *r;
+    if (t->cancel) {
+        r = ne_call_method0(t->future, st->s_cancel);
+    }
+    else if (t->error != NULL) {
+        PyObject *error = awaitable_error(t->error);
+        r = error == NULL ? NULL
+                          : ne_call_method1(t->future, st->s_set_exception, error);
+        Py_XDECREF(error);
+    }
+    else {
+        r = ne_call_method1(t->future, st->s_set_result, t->result);
+    }
+    if (r == NULL) {
+        PyErr_WriteUnraisable(t->future);
+    }
+    Py_XDECREF(r);
+}

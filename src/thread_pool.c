@@ -1,0 +1,572 @@
+/* The ThreadPool type: a FIFO of tasks served by lazily started pthreads.
+ *
+ * Waking policy, as the stdlib's ThreadPoolExecutor: a submitted task
+ * signals one idle worker that no earlier signal has claimed; if there is
+ * none, a new worker starts, up to max_workers.  A worker that holds the
+ * GIL takes the next task straight from the queue, so a burst of short
+ * tasks runs under one GIL acquisition (see worker.c). */
+#include "native_exec.h"
+
+#include <errno.h>
+#include <time.h>
+
+static const char BROKEN_MESSAGE[] =
+    "A thread initializer failed, the thread pool is not usable anymore";
+
+/* mutex */
+static void
+enqueue(ne_pool *p, ne_task *t)
+{
+    t->next = NULL;
+    if (p->tail != NULL) {
+        p->tail->next = t;
+    }
+    else {
+        p->head = t;
+    }
+    p->tail = t;
+    p->nqueued++;
+}
+
+/* mutex: empty the queue and return what it held, oldest first. */
+static ne_task *
+take_all(ne_pool *p)
+{
+    ne_task *all = p->head;
+    p->head = p->tail = NULL;
+    p->nqueued = 0;
+    return all;
+}
+
+/* GIL: complete every task of a list without running it. */
+static void
+abandon_all(ne_state *st, ne_task *t, PyObject *error)
+{
+    while (t != NULL) {
+        ne_task *next = t->next;
+        ne_task_abandon(st, t, error);
+        t = next;
+    }
+}
+
+static PyObject *
+broken_error(ne_state *st)
+{
+    return PyObject_CallFunction(st->BrokenThreadPool, "s", BROKEN_MESSAGE);
+}
+
+/* Queue t and make sure a worker will take it.  On -1 (an exception set)
+ * t was not queued and still belongs to the caller. */
+int
+ne_pool_push(ne_pool *p, ne_task *t)
+{
+    const char *refusal = NULL;
+    int spawn = 0;
+    unsigned long index = 0;
+
+    pthread_mutex_lock(&p->mutex);
+    if (p->broken) {
+        refusal = BROKEN_MESSAGE;
+    }
+    else if (p->shutdown) {
+        refusal = "cannot schedule new futures after shutdown";
+    }
+    else if (p->st->exiting) {
+        refusal = "cannot schedule new futures after interpreter shutdown";
+    }
+    else {
+        enqueue(p, t);
+        if (p->nidle > p->nwoken) {
+            p->nwoken++;
+            pthread_cond_signal(&p->work);
+        }
+        else if (p->nthreads < p->max_workers) {
+            p->nthreads++;
+            index = p->nspawned++;
+            spawn = 1;
+        }
+    }
+    pthread_mutex_unlock(&p->mutex);
+
+    if (refusal == BROKEN_MESSAGE) {
+        PyObject *exc = broken_error(p->st);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return -1;
+    }
+    if (refusal != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, refusal);
+        return -1;
+    }
+    if (spawn && ne_worker_spawn(p, index) < 0) {
+        /* With other workers alive the task still runs; with none, nothing
+         * would ever take it, so it is withdrawn and the error raised. */
+        pthread_mutex_lock(&p->mutex);
+        p->nthreads--;
+        ne_task *orphans = p->nthreads == 0 ? take_all(p) : NULL;
+        pthread_mutex_unlock(&p->mutex);
+        if (orphans == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        PyObject *exc = PyErr_GetRaisedException();
+        for (ne_task *o = orphans; o != NULL;) {
+            ne_task *next = o->next;
+            if (o != t) {
+                ne_task_abandon(p->st, o, exc);
+            }
+            o = next;
+        }
+        PyErr_SetRaisedException(exc);
+        return -1;
+    }
+    return 0;
+}
+
+/* Refuse new work and fail everything queued with BrokenThreadPool. */
+void
+ne_pool_break(ne_pool *p)
+{
+    pthread_mutex_lock(&p->mutex);
+    p->broken = 1;
+    ne_task *queued = take_all(p);
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mutex);
+
+    PyObject *exc = broken_error(p->st);
+    if (exc == NULL) {
+        PyErr_WriteUnraisable((PyObject *)p);
+    }
+    abandon_all(p->st, queued, exc);
+    Py_XDECREF(exc);
+}
+
+/* Wait until at most `keep` workers remain, with the GIL released, waking
+ * every 50 ms so that Ctrl-C can interrupt the wait as it does Thread.join. */
+static int
+wait_for_workers(ne_pool *p, int keep)
+{
+    for (;;) {
+        int remaining;
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 50 * 1000 * 1000;
+        if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        pthread_mutex_lock(&p->mutex);
+        while (p->nthreads > keep
+               && pthread_cond_timedwait(&p->exited, &p->mutex, &deadline) != ETIMEDOUT) {
+        }
+        remaining = p->nthreads;
+        pthread_mutex_unlock(&p->mutex);
+        Py_END_ALLOW_THREADS
+        if (remaining <= keep) {
+            return 0;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+}
+
+int
+ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
+{
+    pthread_mutex_lock(&p->mutex);
+    p->shutdown = 1;
+    ne_task *cancelled = cancel_futures ? take_all(p) : NULL;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mutex);
+
+    abandon_all(p->st, cancelled, NULL);
+    if (!wait) {
+        return 0;
+    }
+    /* A task that shuts down its own pool cannot wait for itself. */
+    return wait_for_workers(p, ne_worker_is_current(p) ? 1 : 0);
+}
+
+/* Fork support.  The before hook holds every pool's mutex across fork() so
+ * that the child never inherits a queue half-modified by a worker. */
+void
+ne_pool_before_fork(ne_pool *p)
+{
+    pthread_mutex_lock(&p->mutex);
+    p->fork_locked = 1;
+}
+
+void
+ne_pool_after_fork_parent(ne_pool *p)
+{
+    if (p->fork_locked) {
+        p->fork_locked = 0;
+        pthread_mutex_unlock(&p->mutex);
+    }
+}
+
+/* In the child only the forking thread exists.  The pool starts again with
+ * no workers; work the parent submitted stays the parent's: tasks that were
+ * running fail with BrokenThreadPool, queued ones are cancelled. */
+void
+ne_pool_after_fork_child(ne_pool *p)
+{
+    if (!p->fork_locked) {
+        return;
+    }
+    p->fork_locked = 0;
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->exited, NULL);
+    ne_worker *dead = p->workers;
+    ne_task *queued = take_all(p);
+    p->workers = NULL;
+    p->nthreads = p->nidle = p->nwoken = 0;
+    pthread_mutex_unlock(&p->mutex);
+
+    ne_state *st = p->st;
+    PyObject *lost = PyObject_CallFunction(
+        st->BrokenThreadPool, "s",
+        "the worker thread running this task does not exist in the child process after fork()");
+    if (lost == NULL) {
+        PyErr_WriteUnraisable((PyObject *)p);
+    }
+    Py_INCREF(p);  /* the dead workers' references are released below */
+    while (dead != NULL) {
+        ne_worker *next = dead->next;
+        ne_task *t = dead->current;
+        if (t != NULL && t->bridge != NULL) {
+            /* The loop belongs to this thread now; no wake-up is needed. */
+            t->error = Py_XNewRef(lost);
+            ne_task_complete_async(st, t);
+            ne_task_free(t);
+        }
+        else if (t != NULL) {
+            ne_task_abandon(st, t, lost);
+        }
+        ne_worker_forget(dead);
+        dead = next;
+    }
+    while (queued != NULL) {
+        ne_task *next = queued->next;
+        if (queued->bridge != NULL) {
+            queued->cancel = 1;
+            ne_task_complete_async(st, queued);
+            ne_task_free(queued);
+        }
+        else {
+            ne_task_abandon(st, queued, NULL);
+        }
+        queued = next;
+    }
+    Py_XDECREF(lost);
+    Py_DECREF(p);
+}
+
+/* ------------------------------------------------------------ the type */
+
+static void
+registry_unlink(ne_pool *p)
+{
+    for (ne_pool **pp = &p->st->pools; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+static PyObject *
+pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"max_workers", "thread_name_prefix", "initializer",
+                             "initargs", NULL};
+    int max_workers;
+    PyObject *prefix, *initializer = Py_None, *initargs = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iU|OO!:ThreadPool", kwlist,
+                                     &max_workers, &prefix, &initializer,
+                                     &PyTuple_Type, &initargs)) {
+        return NULL;
+    }
+    if (max_workers <= 0) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return NULL;
+    }
+    if (initializer != Py_None && !PyCallable_Check(initializer)) {
+        PyErr_SetString(PyExc_TypeError, "initializer must be a callable");
+        return NULL;
+    }
+    ne_pool *p = (ne_pool *)type->tp_alloc(type, 0);
+    if (p == NULL) {
+        return NULL;
+    }
+    p->st = ne_state_of_type(type);
+    if (pthread_mutex_init(&p->mutex, NULL) != 0
+        || pthread_cond_init(&p->work, NULL) != 0
+        || pthread_cond_init(&p->exited, NULL) != 0) {
+        /* glibc initialises these without allocating; never seen failing */
+        Py_DECREF(p);
+        return PyErr_NoMemory();
+    }
+    p->max_workers = max_workers;
+    p->prefix = Py_NewRef(prefix);
+    p->initializer = Py_NewRef(initializer);
+    p->initargs = initargs != NULL ? Py_NewRef(initargs) : PyTuple_New(0);
+    p->next = p->st->pools;
+    p->st->pools = p;
+    return (PyObject *)p;
+}
+
+static int
+pool_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    ne_pool *p = (ne_pool *)self;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(p->prefix);
+    Py_VISIT(p->initializer);
+    Py_VISIT(p->initargs);
+    return 0;
+}
+
+static int
+pool_clear(PyObject *self)
+{
+    ne_pool *p = (ne_pool *)self;
+    Py_CLEAR(p->initializer);
+    Py_CLEAR(p->initargs);
+    return 0;
+}
+
+/* Workers hold references, so a pool is only freed once all have left. */
+static void
+pool_dealloc(PyObject *self)
+{
+    ne_pool *p = (ne_pool *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (p->st != NULL) {
+        registry_unlink(p);
+        abandon_all(p->st, take_all(p), NULL);
+        pthread_cond_destroy(&p->exited);
+        pthread_cond_destroy(&p->work);
+        pthread_mutex_destroy(&p->mutex);
+    }
+    pool_clear(self);
+    Py_CLEAR(p->prefix);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+PyDoc_STRVAR(pool_submit_doc,
+"submit($self, fn, /, *args, **kwargs)\n--\n\n"
+"Schedule fn(*args, **kwargs) and return a concurrent.futures.Future.");
+
+static PyObject *
+pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_pool *p = (ne_pool *)self;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "submit() missing 1 required positional argument: 'fn'");
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallNoArgs(p->st->ConcurrentFuture);
+    if (fut == NULL) {
+        return NULL;
+    }
+    ne_task *t = ne_task_new(args[0], args + 1, nargs - 1, kwnames, NULL, fut, NULL);
+    if (t == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    if (ne_pool_push(p, t) < 0) {
+        ne_task_free(t);
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
+/* A coroutine that calls pool.run(func, *args, **kwargs) once it runs. */
+static PyObject *
+deferred_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *call_args = NULL, *call_kwargs = NULL, *coro = NULL;
+    call_args = PyTuple_New(nargs - 1);
+    if (call_args == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(call_args, i - 1, Py_NewRef(args[i]));
+    }
+    call_kwargs = PyDict_New();
+    if (call_kwargs == NULL) {
+        goto done;
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        if (PyDict_SetItem(call_kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            goto done;
+        }
+    }
+    coro = PyObject_CallFunctionObjArgs(p->st->deferred_run, (PyObject *)p, args[0],
+                                        call_args, call_kwargs, NULL);
+done:
+    Py_XDECREF(call_args);
+    Py_XDECREF(call_kwargs);
+    return coro;
+}
+
+/* Schedule a call whose result an asyncio future of the running loop will
+ * carry; the context is copied as asyncio.to_thread does. */
+PyObject *
+ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_state *st = p->st;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "missing 1 required positional argument: 'func'");
+        return NULL;
+    }
+    PyObject *fut = NULL, *context = NULL;
+    ne_bridge *bridge = NULL;
+    ne_task *t = NULL;
+    PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
+    if (loop == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            return NULL;
+        }
+        /* No running loop yet, as in asyncio.run(to_thread(f)): behave as
+         * asyncio.to_thread, a coroutine that schedules the call when run. */
+        PyErr_Clear();
+        return deferred_run(p, args, nargs, kwnames);
+    }
+    PyObject *stack[2] = {NULL, loop};
+    fut = PyObject_Vectorcall(st->NativeFuture, stack + 1,
+                              0 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_loop);
+    if (fut == NULL) {
+        goto error;
+    }
+    bridge = ne_bridge_for_loop(st, loop);
+    if (bridge == NULL) {
+        goto error;
+    }
+    context = PyContext_CopyCurrent();
+    if (context == NULL) {
+        goto error;
+    }
+    t = ne_task_new(args[0], args + 1, nargs - 1, kwnames, context, fut, bridge);
+    if (t == NULL || ne_pool_push(p, t) < 0) {
+        goto error;
+    }
+    Py_DECREF(context);
+    Py_DECREF((PyObject *)bridge);
+    Py_DECREF(loop);
+    return fut;
+
+error:
+    if (t != NULL) {
+        ne_task_free(t);
+    }
+    Py_XDECREF(context);
+    Py_XDECREF((PyObject *)bridge);
+    Py_XDECREF(fut);
+    Py_DECREF(loop);
+    return NULL;
+}
+
+PyDoc_STRVAR(pool_run_doc,
+"run($self, func, /, *args, **kwargs)\n--\n\n"
+"Run func(*args, **kwargs) on this pool and return an awaitable asyncio\n"
+"future of the running loop, as asyncio.to_thread does on its executor.");
+
+static PyObject *
+pool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return ne_pool_run((ne_pool *)self, args, nargs, kwnames);
+}
+
+PyDoc_STRVAR(pool_shutdown_doc,
+"shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
+"Refuse new tasks; queued tasks still run unless cancel_futures is true.\n"
+"With wait, return once every worker has exited.");
+
+static PyObject *
+pool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"wait", "cancel_futures", NULL};
+    int wait = 1, cancel_futures = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p$p:shutdown", kwlist,
+                                     &wait, &cancel_futures)) {
+        return NULL;
+    }
+    if (ne_pool_shutdown((ne_pool *)self, wait, cancel_futures) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(pool_stats_doc,
+"stats($self, /)\n--\n\n"
+"A snapshot of the pool: threads, idle, queued, max_workers, shutdown, broken.");
+
+static PyObject *
+pool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ne_pool *p = (ne_pool *)self;
+    pthread_mutex_lock(&p->mutex);
+    int threads = p->nthreads, idle = p->nidle, shutdown = p->shutdown,
+        broken = p->broken;
+    Py_ssize_t queued = p->nqueued;
+    pthread_mutex_unlock(&p->mutex);
+    return Py_BuildValue("{sisisnsisOsO}", "threads", threads, "idle", idle,
+                         "queued", queued, "max_workers", p->max_workers,
+                         "shutdown", shutdown ? Py_True : Py_False,
+                         "broken", broken ? Py_True : Py_False);
+}
+
+static PyMethodDef pool_methods[] = {
+    {"submit", (PyCFunction)(void (*)(void))pool_submit,
+     METH_FASTCALL | METH_KEYWORDS, pool_submit_doc},
+    {"run", (PyCFunction)(void (*)(void))pool_run,
+     METH_FASTCALL | METH_KEYWORDS, pool_run_doc},
+    {"shutdown", (PyCFunction)(void (*)(void))pool_shutdown,
+     METH_VARARGS | METH_KEYWORDS, pool_shutdown_doc},
+    {"stats", pool_stats, METH_NOARGS, pool_stats_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+pool_repr(PyObject *self)
+{
+    ne_pool *p = (ne_pool *)self;
+    return PyUnicode_FromFormat("<native_exec ThreadPool %R max_workers=%d>",
+                                p->prefix, p->max_workers);
+}
+
+PyDoc_STRVAR(pool_doc,
+"ThreadPool(max_workers, thread_name_prefix, initializer=None, initargs=())\n"
+"--\n\n"
+"The native core of native_exec.ThreadPoolExecutor: pthread workers, each\n"
+"with one thread state for its whole life, waiting with the GIL released.");
+
+static PyType_Slot pool_slots[] = {
+    {Py_tp_new, pool_new},
+    {Py_tp_dealloc, pool_dealloc},
+    {Py_tp_traverse, pool_traverse},
+    {Py_tp_clear, pool_clear},
+    {Py_tp_methods, pool_methods},
+    {Py_tp_repr, pool_repr},
+    {Py_tp_doc, (void *)pool_doc},
+    {0, NULL},
+};
+
+PyType_Spec ne_pool_spec = {
+    .name = "native_exec._native.ThreadPool",
+    .basicsize = sizeof(ne_pool),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = pool_slots,
+};

@@ -1,0 +1,227 @@
+/* The thread every pool worker runs.
+ *
+ *   spawn --> enter (GIL: name the thread, run the initializer)
+ *               |  initializer failed: break the pool --------------+
+ *               v                                                   |
+ *           serve: wait for a task with the GIL released;           |
+ *                  run tasks while the queue has them, GIL held     |
+ *               |  shutdown or broken, queue empty                  |
+ *               v                                                   v
+ *           leave (GIL): unregister, drop the thread state, exit
+ *
+ * The thread state made by PyGILState_Ensure lives as long as the thread,
+ * so threading.local data persists between tasks and C extensions that call
+ * PyGILState_Ensure themselves find the same state. */
+#include "native_exec.h"
+
+#include <signal.h>
+#include <string.h>
+
+static _Thread_local ne_worker *current_worker;
+
+int
+ne_worker_is_current(ne_pool *p)
+{
+    return current_worker != NULL && current_worker->pool == p;
+}
+
+/* mutex: the oldest queued task, now this worker's current one. */
+static ne_task *
+take(ne_pool *p, ne_worker *w)
+{
+    ne_task *t = p->head;
+    if (t != NULL) {
+        p->head = t->next;
+        if (p->head == NULL) {
+            p->tail = NULL;
+        }
+        p->nqueued--;
+        t->next = NULL;
+    }
+    w->current = t;
+    return t;
+}
+
+/* Entered and left with the GIL. */
+static void
+serve(ne_worker *w)
+{
+    ne_pool *p = w->pool;
+    ne_state *st = p->st;
+    PyThreadState *ts = PyEval_SaveThread();
+    pthread_mutex_lock(&p->mutex);
+    for (;;) {
+        ne_task *t = take(p, w);
+        if (t == NULL) {
+            if (p->shutdown || p->broken) {
+                break;
+            }
+            p->nidle++;
+            pthread_cond_wait(&p->work, &p->mutex);
+            p->nidle--;
+            if (p->nwoken > 0) {
+                p->nwoken--;
+            }
+            continue;
+        }
+        pthread_mutex_unlock(&p->mutex);
+        PyEval_RestoreThread(ts);
+        while (t != NULL) {
+            int go = ne_task_begin(st, t);
+            if (go) {
+                ne_task_run(t);
+            }
+            /* Not current any more before its future is touched: a fork
+             * from here on must not see it as lost. */
+            pthread_mutex_lock(&p->mutex);
+            w->current = NULL;
+            pthread_mutex_unlock(&p->mutex);
+            if (go) {
+                ne_task_finish(st, t);
+            }
+            else {
+                ne_task_free(t);
+            }
+            pthread_mutex_lock(&p->mutex);
+            t = take(p, w);
+            pthread_mutex_unlock(&p->mutex);
+        }
+        ts = PyEval_SaveThread();
+        pthread_mutex_lock(&p->mutex);
+    }
+    pthread_mutex_unlock(&p->mutex);
+    PyEval_RestoreThread(ts);
+}
+
+static void
+unlink_worker(ne_pool *p, ne_worker *w)
+{
+    for (ne_worker **pp = &p->workers; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            return;
+        }
+    }
+}
+
+/* GIL: release what a worker holds; its thread is gone or about to be. */
+void
+ne_worker_forget(ne_worker *w)
+{
+    Py_DECREF(w->name);
+    Py_DECREF((PyObject *)w->pool);
+    PyMem_RawFree(w);
+}
+
+static void *
+worker_main(void *arg)
+{
+    ne_worker *w = arg;
+    ne_pool *p = w->pool;
+    ne_state *st = p->st;
+    current_worker = w;
+    pthread_setname_np(pthread_self(), w->os_name);
+
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *entered = PyObject_CallFunctionObjArgs(
+        st->enter_worker, w->name, p->initializer, p->initargs, NULL);
+    int ready = entered != NULL && PyObject_IsTrue(entered) == 1;
+    if (entered == NULL) {
+        PyErr_WriteUnraisable(st->enter_worker);
+    }
+    Py_XDECREF(entered);
+    if (ready) {
+        serve(w);
+    }
+    else {
+        ne_pool_break(p);
+    }
+    PyObject *left = PyObject_CallNoArgs(st->leave_worker);
+    if (left == NULL) {
+        PyErr_WriteUnraisable(st->leave_worker);
+    }
+    Py_XDECREF(left);
+
+    pthread_mutex_lock(&p->mutex);
+    unlink_worker(p, w);
+    p->nthreads--;
+    pthread_cond_broadcast(&p->exited);
+    pthread_mutex_unlock(&p->mutex);
+    current_worker = NULL;
+    ne_worker_forget(w);
+    PyGILState_Release(gil);
+    return NULL;
+}
+
+/* The OS keeps 15 bytes of a thread name: keep the "_index" suffix whole
+ * and cut the prefix, never inside a UTF-8 sequence. */
+static void
+make_os_name(char out[16], const char *prefix, unsigned long index)
+{
+    char suffix[24];
+    int slen = snprintf(suffix, sizeof(suffix), "_%lu", index);
+    size_t room = 15 - (size_t)slen;
+    size_t plen = strlen(prefix);
+    if (plen > room) {
+        plen = room;
+        while (plen > 0 && ((unsigned char)prefix[plen] & 0xC0) == 0x80) {
+            plen--;
+        }
+    }
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, suffix, (size_t)slen + 1);
+}
+
+/* GIL: start worker number `index`; the caller has counted it in nthreads. */
+int
+ne_worker_spawn(ne_pool *p, unsigned long index)
+{
+    const char *prefix = PyUnicode_AsUTF8(p->prefix);
+    if (prefix == NULL) {
+        return -1;
+    }
+    ne_worker *w = PyMem_RawCalloc(1, sizeof(*w));
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->name = PyUnicode_FromFormat("%U_%lu", p->prefix, index);
+    if (w->name == NULL) {
+        PyMem_RawFree(w);
+        return -1;
+    }
+    make_os_name(w->os_name, prefix, index);
+    w->pool = (ne_pool *)Py_NewRef((PyObject *)p);
+    pthread_mutex_lock(&p->mutex);
+    w->next = p->workers;
+    p->workers = w;
+    pthread_mutex_unlock(&p->mutex);
+
+    /* Workers block asynchronous signals (they inherit this mask), so that
+     * Ctrl-C and friends reach the main thread and interrupt what it waits
+     * on, as with threads that only ever run Python. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_lock(&p->mutex);
+        unlink_worker(p, w);
+        pthread_mutex_unlock(&p->mutex);
+        ne_worker_forget(w);
+        PyErr_Format(PyExc_RuntimeError, "can't start new thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
