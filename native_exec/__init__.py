@@ -3,11 +3,23 @@
 ``await native_exec.to_thread(fn)`` does what ``asyncio.to_thread(fn)`` does,
 on a pool of pthreads that wait with the GIL released and keep one thread
 state each; ``ThreadPoolExecutor`` is a drop-in for the stdlib class.
+``await native_exec.to_process(fn)`` and ``ProcessPoolExecutor`` run calls in
+worker processes forked from a single-threaded zygote, exchanging tasks and
+results through shared memory.
 """
 
-from ._native import to_thread
+from ._native import to_process, to_thread
 from ._future import NativeFuture
+from ._process import ProcessPoolExecutor
+from ._process_hooks import WorkerDied
 from ._thread import ThreadPoolExecutor
 
-__all__ = ["NativeFuture", "ThreadPoolExecutor", "to_thread"]
+__all__ = [
+    "NativeFuture",
+    "ProcessPoolExecutor",
+    "ThreadPoolExecutor",
+    "WorkerDied",
+    "to_process",
+    "to_thread",
+]
 __version__ = "0.1.0"

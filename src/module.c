@@ -15,7 +15,8 @@ state_of(PyObject *module)
     return (ne_state *)PyModule_GetState(module);
 }
 
-/* GIL: a list holding a strong reference to every live pool, so that hooks
+/* GIL: a list holding a strong reference to every live pool (thread pools
+ * first, then process pools), so that hooks
  * can release the GIL or run Python code while walking it. */
 static PyObject *
 snapshot_pools(ne_state *st)
@@ -25,6 +26,12 @@ snapshot_pools(ne_state *st)
         return NULL;
     }
     for (ne_pool *p = st->pools; p != NULL; p = p->next) {
+        if (PyList_Append(list, (PyObject *)p) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    for (ne_ppool *p = st->ppools; p != NULL; p = p->next) {
         if (PyList_Append(list, (PyObject *)p) < 0) {
             Py_DECREF(list);
             return NULL;
@@ -70,6 +77,37 @@ PyDoc_STRVAR(default_pool_doc,
 "_default_pool($module, /)\n--\n\n"
 "The pool to_thread uses, or None before its first call.");
 
+PyDoc_STRVAR(to_process_doc,
+"to_process(func, /, *args, **kwargs)\n--\n\n"
+"Run func(*args, **kwargs) in a worker process of native_exec's default\n"
+"process pool and return an awaitable for its result.\n\n"
+"func and the arguments are pickled; func must be importable by the workers\n"
+"(defined at module level, in __main__ before the pool was first used).");
+
+static PyObject *
+to_process(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_state *st = state_of(module);
+    if (st->default_ppool == NULL) {
+        PyObject *pool = PyObject_CallNoArgs(st->default_ppool_factory);
+        if (pool == NULL) {
+            return NULL;
+        }
+        if (!PyObject_TypeCheck(pool, st->ProcessPoolType)) {
+            Py_DECREF(pool);
+            PyErr_SetString(PyExc_TypeError, "default process pool factory must return a ProcessPool");
+            return NULL;
+        }
+        if (st->default_ppool == NULL) {
+            st->default_ppool = (ne_ppool *)pool;
+        }
+        else {
+            Py_DECREF(pool);
+        }
+    }
+    return ne_ppool_run(st->default_ppool, args, nargs, kwnames);
+}
+
 static PyObject *
 default_pool(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -92,7 +130,11 @@ shutdown_all(PyObject *module, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); i++) {
-        if (ne_pool_shutdown((ne_pool *)PyList_GET_ITEM(pools, i), 1, 0) < 0) {
+        PyObject *pool = PyList_GET_ITEM(pools, i);
+        int rc = PyObject_TypeCheck(pool, st->ProcessPoolType)
+                     ? ne_ppool_shutdown((ne_ppool *)pool, 1, 0)
+                     : ne_pool_shutdown((ne_pool *)pool, 1, 0);
+        if (rc < 0) {
             Py_DECREF(pools);
             return NULL;
         }
@@ -126,20 +168,35 @@ after_fork_parent(PyObject *module, PyObject *Py_UNUSED(ignored))
 static PyObject *
 after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *pools = snapshot_pools(state_of(module));
+    ne_state *st = state_of(module);
+    int quiet = st->native_fork;
+    PyObject *pools = snapshot_pools(st);
     if (pools == NULL) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); i++) {
-        ne_pool_after_fork_child((ne_pool *)PyList_GET_ITEM(pools, i));
+        PyObject *pool = PyList_GET_ITEM(pools, i);
+        if (PyObject_TypeCheck(pool, st->ProcessPoolType)) {
+            ne_ppool_after_fork_child((ne_ppool *)pool, quiet);
+        }
+        else {
+            ne_pool_after_fork_child((ne_pool *)pool, quiet);
+        }
     }
     Py_DECREF(pools);
+    /* A user's child gets a default process pool of its own on first use.
+     * (Our own forks keep theirs: the zygote still runs on its memory.) */
+    if (!quiet) {
+        Py_CLEAR(st->default_ppool);
+    }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"to_thread", (PyCFunction)(void (*)(void))to_thread,
      METH_FASTCALL | METH_KEYWORDS, to_thread_doc},
+    {"to_process", (PyCFunction)(void (*)(void))to_process,
+     METH_FASTCALL | METH_KEYWORDS, to_process_doc},
     {"_default_pool", default_pool, METH_NOARGS, default_pool_doc},
     {"_shutdown_all", shutdown_all, METH_NOARGS, shutdown_all_doc},
     {"_before_fork", before_fork, METH_NOARGS, before_fork_doc},
@@ -181,6 +238,11 @@ module_exec(PyObject *module)
     if (st->BridgeType == NULL) {
         return -1;
     }
+    st->ProcessPoolType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ne_ppool_spec, NULL);
+    if (st->ProcessPoolType == NULL
+        || PyModule_AddObjectRef(module, "ProcessPool", (PyObject *)st->ProcessPoolType) < 0) {
+        return -1;
+    }
     if ((st->get_running_loop = import_attr("asyncio", "get_running_loop")) == NULL
         || (st->ConcurrentFuture = import_attr("concurrent.futures", "Future")) == NULL
         || (st->BrokenThreadPool = import_attr("concurrent.futures.thread", "BrokenThreadPool")) == NULL
@@ -188,7 +250,17 @@ module_exec(PyObject *module)
         || (st->deferred_run = import_attr("native_exec._future", "deferred_run")) == NULL
         || (st->enter_worker = import_attr("native_exec._workers", "enter_worker")) == NULL
         || (st->leave_worker = import_attr("native_exec._workers", "leave_worker")) == NULL
-        || (st->default_pool_factory = import_attr("native_exec._workers", "default_pool")) == NULL) {
+        || (st->default_pool_factory = import_attr("native_exec._workers", "default_pool")) == NULL
+        || (st->BrokenProcessPool = import_attr("concurrent.futures.process", "BrokenProcessPool")) == NULL
+        || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
+        || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
+        || (st->serialize = PyImport_ImportModule("native_exec._serialize")) == NULL
+        || (st->wrap_large = PyObject_GetAttrString(st->serialize, "wrap_large")) == NULL
+        || (st->process_hooks = PyImport_ImportModule("native_exec._process_hooks")) == NULL
+        || (st->ProcessFuture = PyObject_GetAttrString(st->process_hooks, "ProcessFuture")) == NULL
+        || (st->ProcessNativeFuture = PyObject_GetAttrString(st->process_hooks, "ProcessNativeFuture")) == NULL
+        || (st->WorkerDied = PyObject_GetAttrString(st->process_hooks, "WorkerDied")) == NULL
+        || (st->default_ppool_factory = PyObject_GetAttrString(st->process_hooks, "default_process_pool")) == NULL) {
         return -1;
     }
     if (intern_into(&st->s_set_result, "set_result") < 0
@@ -197,28 +269,64 @@ module_exec(PyObject *module)
         || intern_into(&st->s_cancel, "cancel") < 0
         || intern_into(&st->s_set_running_or_notify_cancel, "set_running_or_notify_cancel") < 0
         || intern_into(&st->s_call_soon_threadsafe, "call_soon_threadsafe") < 0
-        || intern_into(&st->s_is_closed, "is_closed") < 0) {
+        || intern_into(&st->s_is_closed, "is_closed") < 0
+        || intern_into(&st->s_incoming, "_incoming") < 0
+        || intern_into(&st->s_ne_pool, "_ne_pool") < 0
+        || intern_into(&st->s_ne_ticket, "_ne_ticket") < 0) {
         return -1;
     }
     st->kw_loop = Py_BuildValue("(s)", "loop");
-    return st->kw_loop == NULL ? -1 : 0;
+    st->kw_buffer_callback = Py_BuildValue("(s)", "buffer_callback");
+    st->kw_buffers = Py_BuildValue("(s)", "buffers");
+    st->protocol = PyLong_FromLong(5);
+    if (st->kw_loop == NULL || st->kw_buffer_callback == NULL || st->kw_buffers == NULL
+        || st->protocol == NULL) {
+        return -1;
+    }
+    return 0;
 }
 
 static int
 module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     ne_state *st = state_of(module);
+    Py_VISIT((PyObject *)st->default_pool);
+    Py_VISIT((PyObject *)st->default_ppool);
     Py_VISIT(st->ThreadPoolType);
     Py_VISIT(st->BridgeType);
+    Py_VISIT(st->ProcessPoolType);
     Py_VISIT(st->get_running_loop);
     Py_VISIT(st->NativeFuture);
     Py_VISIT(st->deferred_run);
     Py_VISIT(st->ConcurrentFuture);
     Py_VISIT(st->BrokenThreadPool);
+    Py_VISIT(st->ProcessFuture);
+    Py_VISIT(st->ProcessNativeFuture);
+    Py_VISIT(st->BrokenProcessPool);
+    Py_VISIT(st->WorkerDied);
+    Py_VISIT(st->process_hooks);
+    Py_VISIT(st->serialize);
+    Py_VISIT(st->wrap_large);
+    Py_VISIT(st->pickle_dumps);
+    Py_VISIT(st->pickle_loads);
+    Py_VISIT(st->protocol);
+    Py_VISIT(st->kw_buffer_callback);
+    Py_VISIT(st->kw_buffers);
+    Py_VISIT(st->s_incoming);
+    Py_VISIT(st->s_ne_pool);
+    Py_VISIT(st->s_ne_ticket);
     Py_VISIT(st->enter_worker);
     Py_VISIT(st->leave_worker);
     Py_VISIT(st->default_pool_factory);
-    Py_VISIT((PyObject *)st->default_pool);
+    Py_VISIT(st->default_ppool_factory);
+    Py_VISIT(st->s_set_result);
+    Py_VISIT(st->s_set_exception);
+    Py_VISIT(st->s_done);
+    Py_VISIT(st->s_cancel);
+    Py_VISIT(st->s_set_running_or_notify_cancel);
+    Py_VISIT(st->s_call_soon_threadsafe);
+    Py_VISIT(st->s_is_closed);
+    Py_VISIT(st->kw_loop);
     return 0;
 }
 
@@ -227,16 +335,34 @@ module_clear(PyObject *module)
 {
     ne_state *st = state_of(module);
     Py_CLEAR(st->default_pool);
+    Py_CLEAR(st->default_ppool);
     Py_CLEAR(st->ThreadPoolType);
     Py_CLEAR(st->BridgeType);
+    Py_CLEAR(st->ProcessPoolType);
     Py_CLEAR(st->get_running_loop);
     Py_CLEAR(st->NativeFuture);
     Py_CLEAR(st->deferred_run);
     Py_CLEAR(st->ConcurrentFuture);
     Py_CLEAR(st->BrokenThreadPool);
+    Py_CLEAR(st->ProcessFuture);
+    Py_CLEAR(st->ProcessNativeFuture);
+    Py_CLEAR(st->BrokenProcessPool);
+    Py_CLEAR(st->WorkerDied);
+    Py_CLEAR(st->process_hooks);
+    Py_CLEAR(st->serialize);
+    Py_CLEAR(st->wrap_large);
+    Py_CLEAR(st->pickle_dumps);
+    Py_CLEAR(st->pickle_loads);
+    Py_CLEAR(st->protocol);
+    Py_CLEAR(st->kw_buffer_callback);
+    Py_CLEAR(st->kw_buffers);
+    Py_CLEAR(st->s_incoming);
+    Py_CLEAR(st->s_ne_pool);
+    Py_CLEAR(st->s_ne_ticket);
     Py_CLEAR(st->enter_worker);
     Py_CLEAR(st->leave_worker);
     Py_CLEAR(st->default_pool_factory);
+    Py_CLEAR(st->default_ppool_factory);
     Py_CLEAR(st->s_set_result);
     Py_CLEAR(st->s_set_exception);
     Py_CLEAR(st->s_done);
@@ -268,7 +394,7 @@ static PyModuleDef_Slot module_slots[] = {
     {0, NULL},
 };
 
-PyDoc_STRVAR(module_doc, "The C core of native_exec: native thread pools and the asyncio bridge.");
+PyDoc_STRVAR(module_doc, "The C core of native_exec: native thread and process pools, and the asyncio bridge.");
 
 static PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,

@@ -5,7 +5,14 @@
  *   task.c         a unit of work: the call, where it runs, how it completes
  *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
  *   worker.c       the pthread each pool worker runs
+ *   thread_start.c starting native threads with signals kept for the main thread
  *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
+ *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
+ *   payload.c      objects pickled into and out of shared memory
+ *   process_pool.c the ProcessPool type: placing tasks in shared memory, shutdown
+ *   collector.c    the parent's thread that completes futures from worker results
+ *   zygote.c       the single-threaded process that forks a pool's workers
+ *   proc_worker.c  the loop a worker process runs
  *
  * Locking, in one place:
  *   - The GIL protects every PyObject, the module state, each Bridge and the
@@ -23,27 +30,46 @@
 #include <pthread.h>
 
 #include "compat.h"
+#include "shm.h"
 
 typedef struct ne_state ne_state;
 typedef struct ne_task ne_task;
 typedef struct ne_bridge ne_bridge;
 typedef struct ne_pool ne_pool;
 typedef struct ne_worker ne_worker;
+typedef struct ne_ppool ne_ppool;
 
 /* ------------------------------------------------------------ module.c */
 
 struct ne_state {
     PyTypeObject *ThreadPoolType;
     PyTypeObject *BridgeType;
+    PyTypeObject *ProcessPoolType;
 
     PyObject *get_running_loop;      /* asyncio.get_running_loop */
     PyObject *NativeFuture;          /* native_exec._future.NativeFuture */
     PyObject *deferred_run;          /* native_exec._future.deferred_run */
     PyObject *ConcurrentFuture;      /* concurrent.futures.Future */
     PyObject *BrokenThreadPool;      /* concurrent.futures.thread.BrokenThreadPool */
+    PyObject *ProcessFuture;         /* native_exec._process_hooks.ProcessFuture */
+    PyObject *ProcessNativeFuture;   /* native_exec._process_hooks.ProcessNativeFuture */
+    PyObject *BrokenProcessPool;     /* concurrent.futures.process.BrokenProcessPool */
+    PyObject *WorkerDied;            /* native_exec._process_hooks.WorkerDied */
+    PyObject *process_hooks;         /* native_exec._process_hooks */
+    PyObject *serialize;             /* native_exec._serialize */
+    PyObject *wrap_large;            /* native_exec._serialize.wrap_large */
+    PyObject *pickle_dumps;
+    PyObject *pickle_loads;
+    PyObject *protocol;              /* 5 */
+    PyObject *kw_buffer_callback;    /* ("buffer_callback",) */
+    PyObject *kw_buffers;            /* ("buffers",) */
+    PyObject *s_incoming;
+    PyObject *s_ne_pool;
+    PyObject *s_ne_ticket;
     PyObject *enter_worker;          /* native_exec._workers.enter_worker */
     PyObject *leave_worker;          /* native_exec._workers.leave_worker */
     PyObject *default_pool_factory;  /* native_exec._workers.default_pool */
+    PyObject *default_ppool_factory; /* native_exec._process_hooks.default_process_pool */
 
     /* interned names, for method calls on the hot path */
     PyObject *s_set_result;
@@ -57,9 +83,12 @@ struct ne_state {
 
     /* GIL */
     ne_pool *default_pool;           /* strong; created by the first to_thread */
+    ne_ppool *default_ppool;         /* strong; created by the first to_process */
     ne_pool *pools;                  /* borrowed; every live pool, for fork and exit */
     ne_bridge *bridges;              /* borrowed; every live bridge */
+    ne_ppool *ppools;                /* borrowed; every live process pool */
     int exiting;                     /* interpreter is shutting down: no new work */
+    int native_fork;                 /* a fork of ours is under way (zygote, worker) */
 };
 
 ne_state *ne_state_of_type(PyTypeObject *tp);
@@ -195,12 +224,112 @@ int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
 void ne_pool_break(ne_pool *p);
 void ne_pool_before_fork(ne_pool *p);
 void ne_pool_after_fork_parent(ne_pool *p);
-void ne_pool_after_fork_child(ne_pool *p);
+void ne_pool_after_fork_child(ne_pool *p, int quiet);
 
 /* ------------------------------------------------------------ worker.c */
 
+int ne_thread_start(void *(*fn)(void *), void *arg);
 int ne_worker_spawn(ne_pool *p, unsigned long index);
 int ne_worker_is_current(ne_pool *p);
 void ne_worker_forget(ne_worker *w);
+
+/* ------------------------------------------------------------ payload.c */
+
+/* A Python object pickled, ready to be copied into shared memory. */
+typedef struct {
+    PyObject *inband;       /* bytes: the pickle stream */
+    PyObject *ours;         /* list of large buffers sent out of band, or NULL */
+    PyObject *foreign;      /* list of PickleBuffers from pickle, or NULL */
+    Py_buffer *views;       /* one per out-of-band buffer, ours first */
+    Py_ssize_t nviews;
+    uint64_t size;          /* bytes once encoded */
+} ne_blob;
+
+int ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b);
+void ne_blob_write(const ne_blob *b, char *dst);
+void ne_blob_clear(ne_blob *b);
+PyObject *ne_blob_load(ne_state *st, const char *src, uint64_t len);
+
+/* ------------------------------------------------------ process_pool.c */
+
+/* A task the parent holds until a slot frees up. */
+typedef struct ne_pending {
+    struct ne_pending *next;
+    ne_blob blob;
+    PyObject *future;
+    ne_bridge *bridge;
+    uint64_t ticket;
+} ne_pending;
+
+/* The parent's side of a slot (GIL). */
+typedef struct {
+    PyObject *future;       /* strong; NULL while the slot is free */
+    ne_bridge *bridge;      /* strong, or NULL for a concurrent future */
+    uint64_t ticket;        /* names the task for withdraw() */
+    uint64_t arena_offset;  /* its arguments' arena extent, if arena_length */
+    uint64_t arena_length;
+} ne_record;
+
+struct ne_ppool {
+    PyObject_HEAD
+    ne_state *st;
+    ne_region region;        /* base is NULL once unmapped, or in a forked child */
+    ne_arena arena;
+
+    /* set at creation, then read-only (the zygote and workers read copies) */
+    int max_workers;
+    long max_tasks_per_child;   /* 0: no limit */
+    PyObject *initializer;
+    PyObject *initargs;
+    pid_t owner_pid;
+    pid_t zygote_pid;
+
+    /* GIL */
+    ne_record records[NE_SLOTS];
+    uint32_t free_slots[NE_SLOTS];
+    int nfree;
+    ne_pending *pending_head, *pending_tail;
+    Py_ssize_t npending;
+    uint64_t next_ticket;
+    int nalive;              /* workers spawning or alive */
+    int shutdown;            /* refuses new work */
+    int cancel_pending;      /* shutdown(cancel_futures=True) asked */
+    PyObject *broken;        /* str: why the pool is unusable, or NULL */
+    int foreign;             /* this process is a fork of the pool's owner */
+    int collector_state;     /* 0 not started, 1 running, 2 finished */
+    pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */
+    pthread_cond_t ccond;
+    ne_ppool *next;          /* link in st->ppools */
+};
+
+extern PyType_Spec ne_ppool_spec;
+void ne_ppool_publish(ne_ppool *p, uint32_t idx);
+int ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
+                   ne_bridge *bridge, uint64_t ticket);
+void ne_ppool_complete(ne_ppool *p, PyObject *future, ne_bridge *bridge,
+                       PyObject *result, PyObject *error);
+void ne_ppool_release_slot(ne_ppool *p, uint32_t idx);
+void ne_ppool_refill(ne_ppool *p);
+void ne_ppool_spawn_if_needed(ne_ppool *p);
+void ne_ppool_break(ne_ppool *p, const char *reason);
+PyObject *ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames);
+int ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures);
+void ne_ppool_finish(ne_ppool *p);
+void ne_ppool_after_fork_child(ne_ppool *p, int quiet);
+
+/* --------------------------------------------------------- collector.c */
+
+int ne_collector_start(ne_ppool *p);
+int ne_collector_is_current(ne_ppool *p);
+
+/* ------------------------------------------------------------ zygote.c */
+
+int ne_zygote_start(ne_ppool *p);
+void ne_zygote_stop(ne_ppool *p, int kill_workers);
+
+/* ------------------------------------------------------- proc_worker.c */
+
+_Noreturn void ne_proc_worker_main(ne_ppool *p, int w);
 
 #endif /* NATIVE_EXEC_H */

@@ -125,6 +125,26 @@ ne_pool_push(ne_pool *p, ne_task *t)
     return 0;
 }
 
+/* A task inherited by a forked child: failed with error, or cancelled if
+ * error is NULL, directly (the loop, if any, belongs to this thread now);
+ * or just dropped when quiet.  Consumes t. */
+static void
+abandon_in_child(ne_state *st, ne_task *t, PyObject *error, int quiet)
+{
+    if (!quiet) {
+        if (t->bridge != NULL) {
+            t->error = Py_XNewRef(error);
+            t->cancel = error == NULL;
+            ne_task_complete_async(st, t);
+        }
+        else {
+            ne_task_abandon(st, t, error);
+            return;
+        }
+    }
+    ne_task_free(t);
+}
+
 /* Refuse new work and fail everything queued with BrokenThreadPool. */
 void
 ne_pool_break(ne_pool *p)
@@ -211,9 +231,11 @@ ne_pool_after_fork_parent(ne_pool *p)
 
 /* In the child only the forking thread exists.  The pool starts again with
  * no workers; work the parent submitted stays the parent's: tasks that were
- * running fail with BrokenThreadPool, queued ones are cancelled. */
+ * running fail with BrokenThreadPool, queued ones are cancelled.  quiet:
+ * the child is one of our own forks (zygote, process worker), which never
+ * runs the parent's callbacks, so the tasks are just dropped. */
 void
-ne_pool_after_fork_child(ne_pool *p)
+ne_pool_after_fork_child(ne_pool *p, int quiet)
 {
     if (!p->fork_locked) {
         return;
@@ -228,38 +250,24 @@ ne_pool_after_fork_child(ne_pool *p)
     pthread_mutex_unlock(&p->mutex);
 
     ne_state *st = p->st;
-    PyObject *lost = PyObject_CallFunction(
+    PyObject *lost = quiet ? NULL : PyObject_CallFunction(
         st->BrokenThreadPool, "s",
         "the worker thread running this task does not exist in the child process after fork()");
     if (lost == NULL) {
-        PyErr_WriteUnraisable((PyObject *)p);
+        PyErr_Clear();
     }
     Py_INCREF(p);  /* the dead workers' references are released below */
     while (dead != NULL) {
         ne_worker *next = dead->next;
-        ne_task *t = dead->current;
-        if (t != NULL && t->bridge != NULL) {
-            /* The loop belongs to this thread now; no wake-up is needed. */
-            t->error = Py_XNewRef(lost);
-            ne_task_complete_async(st, t);
-            ne_task_free(t);
-        }
-        else if (t != NULL) {
-            ne_task_abandon(st, t, lost);
+        if (dead->current != NULL) {
+            abandon_in_child(st, dead->current, lost, quiet);
         }
         ne_worker_forget(dead);
         dead = next;
     }
     while (queued != NULL) {
         ne_task *next = queued->next;
-        if (queued->bridge != NULL) {
-            queued->cancel = 1;
-            ne_task_complete_async(st, queued);
-            ne_task_free(queued);
-        }
-        else {
-            ne_task_abandon(st, queued, NULL);
-        }
+        abandon_in_child(st, queued, NULL, quiet);
         queued = next;
     }
     Py_XDECREF(lost);

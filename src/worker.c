@@ -14,7 +14,6 @@
  * PyGILState_Ensure themselves find the same state. */
 #include "native_exec.h"
 
-#include <signal.h>
 #include <string.h>
 
 static _Thread_local ne_worker *current_worker;
@@ -197,24 +196,7 @@ ne_worker_spawn(ne_pool *p, unsigned long index)
     p->workers = w;
     pthread_mutex_unlock(&p->mutex);
 
-    /* Workers block asynchronous signals (they inherit this mask), so that
-     * Ctrl-C and friends reach the main thread and interrupt what it waits
-     * on, as with threads that only ever run Python. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_sigmask(SIG_BLOCK, &all, &saved);
-    pthread_t thread;
-    int rc = pthread_create(&thread, &attr, worker_main, w);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    pthread_attr_destroy(&attr);
+    int rc = ne_thread_start(worker_main, w);
     if (rc != 0) {
         pthread_mutex_lock(&p->mutex);
         unlink_worker(p, w);

@@ -1,0 +1,148 @@
+"""What the C process pool calls into: its future classes, WorkerDied, and
+the worker-side helpers (initializer, exceptions, exit).  Imported by the C
+module as it initialises, so it must not import native_exec._native at
+module level."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+from concurrent.futures import Future, _base
+from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback
+from typing import Any, Callable, Optional, Tuple
+
+from ._future import NativeFuture
+
+
+class WorkerDied(BrokenProcessPool):
+    """The worker process running this task died: killed by a signal, or it
+    exited (``os._exit``, ``sys.exit``, a crash) before returning.
+
+    Only this task fails; the pool replaces the worker and stays usable.
+    ``pid``, ``exitcode`` (negative: the signal number) and ``signal`` (a
+    ``signal.Signals`` or None) say what happened.
+    """
+
+    def __init__(self, pid: int, status: int) -> None:
+        self.pid = pid
+        self.status = status
+        self.signal: Optional[signal.Signals] = None
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            try:
+                self.signal = signal.Signals(number)
+                name = self.signal.name
+            except ValueError:
+                name = "signal %d" % number
+            self.exitcode = -number
+            how = "was killed by signal %d (%s)" % (number, name)
+        else:
+            self.exitcode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+            how = "exited with code %d" % self.exitcode
+        super().__init__("worker process %d %s while running this task" % (pid, how))
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return type(self), (self.pid, self.status)
+
+
+class ProcessFuture(Future):  # type: ignore[type-arg]
+    """The ``concurrent.futures.Future`` of a process-pool task.
+
+    ``cancel()`` asks the pool first: a task no worker has claimed is
+    withdrawn from shared memory and never runs; one a worker holds makes
+    ``cancel()`` return False, as for a running stdlib future.
+    """
+
+    __slots__ = ("_ne_pool", "_ne_ticket")
+
+    def cancel(self) -> bool:
+        pool = getattr(self, "_ne_pool", None)
+        self._ne_pool = None
+        if pool is not None and pool._withdraw(self._ne_ticket) == 0:
+            with self._condition:
+                if self._state == _base.PENDING:
+                    self._state = _base.RUNNING
+            return False
+        return super().cancel()
+
+
+class ProcessNativeFuture(NativeFuture):
+    """The awaitable of ``ProcessPoolExecutor.run`` and ``to_process``.
+
+    Cancelling it withdraws the task if no worker has claimed it yet; a task
+    already running finishes in its worker and its result is dropped.
+    """
+
+    __slots__ = ("_ne_pool", "_ne_ticket")
+
+    def cancel(self, msg: Any = None) -> bool:
+        pool = getattr(self, "_ne_pool", None)
+        self._ne_pool = None
+        if pool is not None:
+            pool._withdraw(self._ne_ticket)
+        return super().cancel(msg)
+
+
+def default_max_workers() -> int:
+    """The stdlib ProcessPoolExecutor default: the CPUs this process may use."""
+    return getattr(os, "process_cpu_count", os.cpu_count)() or 1
+
+
+def default_process_pool() -> Any:
+    """The pool behind ``native_exec.to_process``, made on its first call."""
+    from ._native import ProcessPool
+
+    return ProcessPool(default_max_workers())
+
+
+# ------------------------------------------------------- in the workers
+
+def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any, ...]) -> bool:
+    """Run the pool's initializer; False (and the pool breaks) if it raised."""
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
+            return False
+    return True
+
+
+def wrap_exception(exc: BaseException) -> Any:
+    """What the parent will raise: exc, with the remote traceback as __cause__."""
+    return _ExceptionWithTraceback(exc, exc.__traceback__)
+
+
+def unpicklable(error: BaseException, value: Any, is_error: bool) -> Any:
+    """Sent instead of a result (or exception) that pickle refused."""
+    what = "exception" if is_error else "result"
+    failure = pickle.PicklingError(
+        "the task's %s could not be pickled: %s: %s" % (what, type(error).__name__, error))
+    return _ExceptionWithTraceback(failure, error.__traceback__)
+
+
+def last_resort() -> Any:
+    return _ExceptionWithTraceback(
+        RuntimeError("native_exec: the task's outcome could not be sent back"), None)
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The status sys.exit(code) gives a process, message printed as Python does."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass

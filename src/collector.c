@@ -1,0 +1,245 @@
+/* The collector: one thread per process pool in the parent.  It sleeps on
+ * the region's collector futex (workers ring it when they post a result to
+ * a sleeping collector, the zygote when a worker dies) and, holding the
+ * GIL, completes a whole batch of futures per wake-up:
+ *
+ *   results posted -> futures completed, slots freed, pending tasks placed
+ *   a worker died  -> its running tasks fail with WorkerDied; replaced on demand
+ *   zygote gone    -> the pool is broken
+ *   shutdown, nothing in flight -> processes stopped, region unmapped, exit
+ */
+#include "native_exec.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define POLL_NS (100L * 1000 * 1000)   /* zygote liveness is checked this often */
+
+static _Thread_local ne_ppool *current_collector;
+
+int
+ne_collector_is_current(ne_ppool *p)
+{
+    return current_collector == p;
+}
+
+/* Unpickle slot idx's result and complete its future. */
+static void
+finish(ne_ppool *p, uint32_t idx)
+{
+    ne_region *r = &p->region;
+    ne_slot *s = &r->slots[idx];
+    ne_record *rec = &p->records[idx];
+    PyObject *value = NULL;
+    const char *src = NULL;
+    void *mapped = NULL;
+    switch (s->result.kind) {
+    case SPAN_INLINE:
+        src = (const char *)s->result_inline;
+        break;
+    case SPAN_WINDOW:
+        src = r->base + s->result.offset;
+        break;
+    case SPAN_NAMED:
+        src = mapped = ne_named_open(s->result.name, s->result.length);
+        if (src == NULL) {
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, s->result.name);
+        }
+        break;
+    default:
+        PyErr_SetString(PyExc_RuntimeError, "native_exec: result missing from shared memory");
+    }
+    if (src != NULL) {
+        value = ne_blob_load(p->st, src, s->result.length);
+    }
+    if (mapped != NULL) {
+        ne_named_release(mapped, s->result.length);
+    }
+    if (s->result.kind == SPAN_WINDOW && s->worker >= 0) {
+        /* results of one worker arrive in the order it wrote them */
+        atomic_store(&r->workers[s->worker].ring_tail, s->result.ring_end);
+    }
+    if (rec->future != NULL) {
+        if (value == NULL) {
+            PyObject *exc = PyErr_GetRaisedException();
+            ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
+            Py_XDECREF(exc);
+        }
+        else if (s->is_error) {
+            ne_ppool_complete(p, rec->future, rec->bridge, NULL, value);
+        }
+        else {
+            ne_ppool_complete(p, rec->future, rec->bridge, value, NULL);
+        }
+    }
+    PyErr_Clear();
+    Py_XDECREF(value);
+    ne_ppool_release_slot(p, idx);
+}
+
+/* Worker w is dead: fail what it was running, free its place. */
+static void
+bury(ne_ppool *p, int w)
+{
+    ne_region *r = &p->region;
+    ne_shm *shm = r->shm;
+    ne_wslot *ws = &r->workers[w];
+    uint32_t lost[NE_SLOTS];
+    int nlost = 0;
+
+    ne_shm_lock(shm);
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        if (atomic_load(&r->slots[idx].state) == SLOT_RUNNING && r->slots[idx].worker == w) {
+            lost[nlost++] = idx;
+        }
+    }
+    if (ws->sleeping) {
+        ws->sleeping = 0;
+        shm->nsleeping--;
+    }
+    int pid = ws->pid, status = ws->status, init_failed = (int)ws->init_failed;
+    ws->init_failed = 0;
+    ws->pid = 0;
+    atomic_store(&ws->ring_head, 0);
+    atomic_store(&ws->ring_tail, 0);
+    atomic_store(&ws->state, W_EMPTY);
+    ne_shm_unlock(shm);
+    p->nalive--;
+
+    for (int i = 0; i < nlost; i++) {
+        ne_record *rec = &p->records[lost[i]];
+        if (rec->future != NULL) {
+            PyObject *exc = PyObject_CallFunction(p->st->WorkerDied, "ii", pid, status);
+            if (exc == NULL) {
+                exc = PyErr_GetRaisedException();
+            }
+            ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
+            Py_XDECREF(exc);
+        }
+        ne_ppool_release_slot(p, lost[i]);
+    }
+    if (init_failed) {
+        ne_ppool_break(p, "A process initializer failed, the process pool is not usable anymore");
+    }
+    else if (pid == 0 && status < 0) {
+        char reason[160];
+        snprintf(reason, sizeof(reason),
+                 "could not fork a worker process (%s), the process pool is not usable anymore",
+                 strerror(-status));
+        ne_ppool_break(p, reason);
+    }
+}
+
+/* Whether the zygote is still there (and reap it if not). */
+static int
+zygote_alive(ne_ppool *p)
+{
+    int status;
+    pid_t rc = waitpid(p->zygote_pid, &status, WNOHANG);
+    if (rc == 0) {
+        return 1;
+    }
+    p->zygote_pid = 0;   /* exited and reaped, or reaped by someone else (ECHILD) */
+    return 0;
+}
+
+/* One batch, with the GIL.  Returns 1 when the collector's work is over. */
+static int
+collect(ne_ppool *p)
+{
+    ne_region *r = &p->region;
+    ne_shm *shm = r->shm;
+    int dead[r->nworkers];
+    int ndead = 0;
+    /* deaths first: every result the dead posted is then in the done ring */
+    for (int w = 0; w < r->nworkers; w++) {
+        if (atomic_load(&r->workers[w].state) == W_DEAD) {
+            dead[ndead++] = w;
+        }
+    }
+    static uint32_t batch[NE_RING];
+    uint32_t n = 0;
+    ne_shm_lock(shm);
+    while (shm->done_head != shm->done_tail) {
+        batch[n++] = shm->done[shm->done_head++ % NE_RING];
+    }
+    shm->collector_sleeping = 0;
+    ne_shm_unlock(shm);
+    for (uint32_t i = 0; i < n; i++) {
+        /* a stale entry (its worker died mid-post) is not DONE: skip it */
+        if (atomic_load(&r->slots[batch[i]].state) == SLOT_DONE) {
+            finish(p, batch[i]);
+        }
+    }
+    for (int i = 0; i < ndead; i++) {
+        bury(p, dead[i]);
+    }
+    if (p->zygote_pid > 0 && !zygote_alive(p) && p->broken == NULL) {
+        ne_ppool_break(p, "the pool's zygote process died, the process pool is not usable anymore");
+    }
+    if (p->broken == NULL) {
+        ne_ppool_refill(p);
+        ne_ppool_spawn_if_needed(p);
+    }
+    if ((p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS && p->pending_head == NULL) {
+        ne_ppool_finish(p);
+        return 1;
+    }
+    return 0;
+}
+
+/* Without the GIL: sleep until a worker posts, dies, or POLL_NS passes. */
+static void
+wait_for_news(ne_ppool *p)
+{
+    ne_shm *shm = p->region.shm;
+    ne_shm_lock(shm);
+    int idle = shm->done_head == shm->done_tail;
+    uint32_t seq = atomic_load(&shm->collector_seq);
+    shm->collector_sleeping = idle;
+    ne_shm_unlock(shm);
+    if (idle) {
+        ne_futex_wait(&shm->collector_seq, seq, POLL_NS);
+    }
+}
+
+static void *
+collector_main(void *arg)
+{
+    ne_ppool *p = arg;   /* the starter gave us a reference */
+    current_collector = p;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    for (;;) {
+        PyThreadState *ts = PyEval_SaveThread();
+        wait_for_news(p);
+        PyEval_RestoreThread(ts);
+        if (p->foreign || collect(p)) {
+            break;
+        }
+    }
+    pthread_mutex_lock(&p->cmutex);
+    p->collector_state = 2;
+    pthread_cond_broadcast(&p->ccond);
+    pthread_mutex_unlock(&p->cmutex);
+    current_collector = NULL;
+    Py_DECREF((PyObject *)p);
+    PyGILState_Release(gil);
+    return NULL;
+}
+
+/* GIL: start the collector on the first submit. */
+int
+ne_collector_start(ne_ppool *p)
+{
+    Py_INCREF(p);
+    p->collector_state = 1;
+    int rc = ne_thread_start(collector_main, p);
+    if (rc != 0) {
+        p->collector_state = 0;
+        Py_DECREF(p);
+        PyErr_Format(PyExc_RuntimeError, "can't start the collector thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}

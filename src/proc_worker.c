@@ -1,0 +1,324 @@
+/* The loop a worker process runs: claim a READY slot, unpickle the call,
+ * run it, pickle what it returned or raised into shared memory, post the
+ * slot back.  Forked by the zygote; holds the GIL except while it waits.
+ *
+ * A task that calls sys.exit() ends the worker with that code, and the
+ * parent fails the task with WorkerDied, as for any other death mid-task. */
+#include "native_exec.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Noreturn void
+leave(ne_state *st, int code)
+{
+    PyObject *r = PyObject_CallMethod(st->process_hooks, "flush_std_streams", NULL);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    _exit(code);
+}
+
+/* lock held: take the oldest READY slot, skipping stale ring entries. */
+static int
+claim(ne_region *r, int w)
+{
+    ne_shm *shm = r->shm;
+    while (shm->ready_head != shm->ready_tail) {
+        uint32_t idx = shm->ready[shm->ready_head % NE_RING];
+        ne_slot *s = &r->slots[idx];
+        if (s->state == SLOT_READY) {
+            /* owner first: if this process dies before the head moves, the
+             * entry is stale (not READY) and the parent fails the task */
+            s->worker = w;
+            s->state = SLOT_RUNNING;
+            shm->ready_head++;
+            return (int)idx;
+        }
+        shm->ready_head++;
+    }
+    return -1;
+}
+
+/* Wait for work with the GIL released; Ctrl-C while idle is not an error. */
+static void
+wait_for_work(ne_region *r, int w)
+{
+    ne_shm *shm = r->shm;
+    ne_wslot *ws = &r->workers[w];
+    ws->sleeping = 1;
+    shm->nsleeping++;
+    uint32_t seq = atomic_load(&shm->work_seq);
+    ne_shm_unlock(shm);
+    Py_BEGIN_ALLOW_THREADS
+    ne_futex_wait(&shm->work_seq, seq, -1);
+    Py_END_ALLOW_THREADS
+    if (PyErr_CheckSignals() < 0) {
+        PyErr_Clear();
+    }
+    ne_shm_lock(shm);
+    if (ws->sleeping) {
+        ws->sleeping = 0;
+        shm->nsleeping--;
+    }
+    if (shm->nwoken > 0) {
+        shm->nwoken--;
+    }
+}
+
+/* The bytes of a span; *mapped is set when a named segment was mapped. */
+static const char *
+span_bytes(ne_region *r, ne_slot *s, ne_span *span, const unsigned char *inline_buf,
+           void **mapped)
+{
+    *mapped = NULL;
+    switch (span->kind) {
+    case SPAN_INLINE:
+        return (const char *)inline_buf;
+    case SPAN_ARENA:
+    case SPAN_WINDOW:
+        return r->base + span->offset;
+    case SPAN_NAMED:
+        *mapped = ne_named_open(span->name, span->length);
+        if (*mapped == NULL) {
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, span->name);
+        }
+        return *mapped;
+    }
+    (void)s;
+    PyErr_SetString(PyExc_ValueError, "native_exec: slot without a payload");
+    return NULL;
+}
+
+/* Reserve n bytes in this worker's result window; 0 if they cannot fit. */
+static int
+window_reserve(ne_region *r, int w, uint64_t n, ne_span *span)
+{
+    ne_wslot *ws = &r->workers[w];
+    uint64_t size = ws->window_size;
+    if (n > size) {
+        return 0;
+    }
+    uint64_t head = atomic_load(&ws->ring_head);
+    if (head == atomic_load(&ws->ring_tail)) {
+        /* empty: start over at the front, where the pages are warm */
+        head = (head + size - 1) / size * size;
+    }
+    uint64_t pos = head % size;
+    if (pos + n > size) {
+        head += size - pos;
+        pos = 0;
+    }
+    /* the parent frees space as it reads results; wait for it */
+    while (head + n - atomic_load(&ws->ring_tail) > size) {
+        struct timespec pause = {0, 200 * 1000};
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&pause, NULL);
+        Py_END_ALLOW_THREADS
+        if (getppid() != r->shm->zygote_pid) {
+            _exit(1);
+        }
+    }
+    atomic_store(&ws->ring_head, head + n);
+    span->kind = SPAN_WINDOW;
+    span->offset = ws->window_offset + pos;
+    span->length = n;
+    span->ring_end = head + n;
+    return 1;
+}
+
+/* Pickle what the task produced into the slot's result span.  Falls back
+ * from the value to its pickling error, then to a plain RuntimeError, so
+ * that the parent always gets something. */
+static void
+write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int is_error)
+{
+    ne_blob blob = {0};
+    PyObject *payload = Py_NewRef(value);
+    for (int attempt = 0;; attempt++) {
+        if (ne_blob_dump(st, payload, 2, &blob) == 0) {
+            break;
+        }
+        PyObject *exc = PyErr_GetRaisedException();
+        Py_SETREF(payload, PyObject_CallMethod(st->process_hooks, "unpicklable",
+                                               "OOi", exc, value, is_error));
+        Py_XDECREF(exc);
+        is_error = 1;
+        if (payload == NULL || attempt == 2) {
+            PyErr_Clear();
+            Py_XSETREF(payload, PyObject_CallMethod(st->process_hooks, "last_resort", NULL));
+            if (payload == NULL || ne_blob_dump(st, payload, 0, &blob) < 0) {
+                PyErr_WriteUnraisable(st->process_hooks);
+                leave(st, 70);  /* the parent reports the task lost */
+            }
+            break;
+        }
+    }
+    Py_DECREF(payload);
+
+    s->is_error = (uint32_t)is_error;
+    memset(&s->result, 0, sizeof(s->result));
+    char *dst;
+    if (blob.size <= NE_INLINE) {
+        s->result.kind = SPAN_INLINE;
+        s->result.length = blob.size;
+        dst = (char *)s->result_inline;
+    }
+    else if (window_reserve(r, w, blob.size, &s->result)) {
+        dst = r->base + s->result.offset;
+    }
+    else {
+        s->result.kind = SPAN_NAMED;
+        s->result.length = blob.size;
+        /* the name is in the slot before the segment exists, so the parent
+         * can unlink it should this process die while writing */
+        dst = ne_named_create(s->result.name, blob.size);
+        if (dst == NULL) {
+            s->result.name[0] = '\0';
+            PyErr_SetFromErrno(PyExc_OSError);
+            PyObject *exc = PyErr_GetRaisedException();
+            ne_blob_clear(&blob);
+            PyObject *err = PyObject_CallMethod(st->process_hooks, "unpicklable",
+                                                "OOi", exc, value, is_error);
+            Py_XDECREF(exc);
+            if (err == NULL || ne_blob_dump(st, err, 0, &blob) < 0 || blob.size > NE_INLINE) {
+                PyErr_WriteUnraisable(st->process_hooks);
+                leave(st, 70);
+            }
+            Py_DECREF(err);
+            s->is_error = 1;
+            s->result.kind = SPAN_INLINE;
+            s->result.length = blob.size;
+            dst = (char *)s->result_inline;
+        }
+    }
+    ne_blob_write(&blob, dst);
+    if (s->result.kind == SPAN_NAMED) {
+        ne_named_release(dst, blob.size);
+    }
+    ne_blob_clear(&blob);
+}
+
+static void
+post(ne_region *r, uint32_t idx)
+{
+    ne_shm *shm = r->shm;
+    ne_shm_lock(shm);
+    /* ring entry, then count, then state: a death at any point leaves the
+     * slot RUNNING (failed by the parent) or fully posted */
+    shm->done[shm->done_tail % NE_RING] = idx;
+    shm->done_tail++;
+    r->slots[idx].state = SLOT_DONE;
+    int wake = shm->collector_sleeping;
+    shm->collector_sleeping = 0;
+    ne_shm_unlock(shm);
+    if (wake) {
+        ne_futex_ring(&shm->collector_seq, 1);
+    }
+}
+
+static void
+run_task(ne_state *st, ne_region *r, int w, uint32_t idx)
+{
+    ne_slot *s = &r->slots[idx];
+    void *mapped;
+    PyObject *call = NULL, *value = NULL;
+    const char *src = span_bytes(r, s, &s->args, s->args_inline, &mapped);
+    if (src != NULL) {
+        call = ne_blob_load(st, src, s->args.length);
+    }
+    if (mapped != NULL) {
+        ne_named_release(mapped, s->args.length);
+        ne_named_unlink(s->args.name);
+    }
+    if (call != NULL) {
+        if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 3) {
+            PyErr_SetString(PyExc_TypeError, "native_exec: malformed task");
+        }
+        else {
+            PyObject *kwargs = PyTuple_GET_ITEM(call, 2);
+            value = PyObject_Call(PyTuple_GET_ITEM(call, 0), PyTuple_GET_ITEM(call, 1),
+                                  kwargs == Py_None ? NULL : kwargs);
+        }
+        Py_DECREF(call);
+    }
+    if (value != NULL) {
+        write_result(st, r, w, s, value, 0);
+        Py_DECREF(value);
+    }
+    else {
+        PyObject *exc = PyErr_GetRaisedException();
+        if (PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
+            /* the task ends its process, as sys.exit() does anywhere */
+            PyObject *code = PyObject_CallMethod(st->process_hooks, "exit_code", "O", exc);
+            int status = code != NULL ? (int)PyLong_AsLong(code) : 1;
+            Py_XDECREF(code);
+            PyErr_Clear();
+            leave(st, status);
+        }
+        PyObject *wrapped = PyObject_CallMethod(st->process_hooks, "wrap_exception", "O", exc);
+        if (wrapped == NULL) {
+            PyErr_Clear();
+            wrapped = Py_NewRef(exc);
+        }
+        write_result(st, r, w, s, wrapped, 1);
+        Py_DECREF(wrapped);
+        Py_DECREF(exc);
+    }
+    post(r, idx);
+}
+
+_Noreturn void
+ne_proc_worker_main(ne_ppool *p, int w)
+{
+    ne_state *st = p->st;
+    ne_region *r = &p->region;
+    ne_wslot *ws = &r->workers[w];
+
+    /* die with the zygote, and so with the owner: no orphans */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != r->shm->zygote_pid) {
+        _exit(1);
+    }
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+    char name[16];
+    snprintf(name, sizeof(name), "ne-worker-%d", w);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+
+    PyObject *ok = PyObject_CallMethod(st->process_hooks, "enter_worker", "OO",
+                                       p->initializer, p->initargs);
+    if (ok == NULL || !PyObject_IsTrue(ok)) {
+        PyErr_Clear();
+        ws->init_failed = 1;
+        leave(st, 1);
+    }
+    Py_DECREF(ok);
+
+    long done = 0;
+    ne_shm_lock(r->shm);
+    for (;;) {
+        int idx = claim(r, w);
+        if (idx < 0) {
+            if (r->shm->stopping) {
+                ne_shm_unlock(r->shm);
+                leave(st, 0);
+            }
+            wait_for_work(r, w);
+            continue;
+        }
+        ne_shm_unlock(r->shm);
+        run_task(st, r, w, (uint32_t)idx);
+        if (p->max_tasks_per_child > 0 && ++done >= p->max_tasks_per_child) {
+            leave(st, 0);
+        }
+        ne_shm_lock(r->shm);
+    }
+}

@@ -1,0 +1,974 @@
+/* The ProcessPool type: the parent's side of a process pool.
+ *
+ * submit()/run() pickle the call straight into a free slot of the shared
+ * region (inline, in the argument arena, or in a named segment when it is
+ * too large) and publish it to the workers; when all NE_SLOTS slots are in
+ * flight, tasks wait pickled in the parent (pending) until the collector
+ * frees one.  Workers are started on demand through the zygote.
+ *
+ * Everything parent-side is protected by the GIL; the shared region by its
+ * lock (see shm.h). */
+#include "native_exec.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+registry_unlink(ne_ppool *p)
+{
+    for (ne_ppool **pp = &p->st->ppools; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+static PyObject *
+broken_error(ne_ppool *p, PyObject *reason)
+{
+    return PyObject_CallOneArg(p->st->BrokenProcessPool, reason);
+}
+
+/* Complete a task's future, from any thread holding the GIL: asyncio
+ * futures go through their loop's bridge. */
+void
+ne_ppool_complete(ne_ppool *p, PyObject *future, ne_bridge *bridge,
+                  PyObject *result, PyObject *error)
+{
+    if (bridge != NULL) {
+        ne_task *t = PyMem_Calloc(1, sizeof(ne_task));
+        if (t == NULL) {
+            PyErr_WriteUnraisable(future);
+            return;
+        }
+        t->future = Py_NewRef(future);
+        t->bridge = (ne_bridge *)Py_NewRef((PyObject *)bridge);
+        t->result = Py_XNewRef(result);
+        t->error = Py_XNewRef(error);
+        ne_bridge_post(bridge, t);
+        return;
+    }
+    PyObject *r = error != NULL
+        ? ne_call_method1(future, p->st->s_set_exception, error)
+        : ne_call_method1(future, p->st->s_set_result, result);
+    if (r == NULL) {
+        /* only a future completed behind our back can refuse */
+        PyErr_WriteUnraisable(future);
+    }
+    Py_XDECREF(r);
+}
+
+/* The same, for the current exception. */
+static void
+complete_with_current_error(ne_ppool *p, PyObject *future, ne_bridge *bridge)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    ne_ppool_complete(p, future, bridge, NULL, exc);
+    Py_XDECREF(exc);
+}
+
+/* Free a slot: its record, its argument space; unlink named payloads a
+ * dead reader left behind. */
+void
+ne_ppool_release_slot(ne_ppool *p, uint32_t idx)
+{
+    ne_record *rec = &p->records[idx];
+    Py_CLEAR(rec->future);
+    Py_CLEAR(rec->bridge);
+    if (rec->arena_length != 0) {
+        ne_arena_free(&p->arena, rec->arena_offset, rec->arena_length);
+        rec->arena_length = 0;
+    }
+    ne_slot *s = &p->region.slots[idx];
+    if (s->args.kind == SPAN_NAMED) {
+        ne_named_unlink(s->args.name);
+    }
+    if (s->result.kind == SPAN_NAMED) {
+        ne_named_unlink(s->result.name);
+    }
+    s->args.kind = s->result.kind = SPAN_NONE;
+    atomic_store(&s->state, SLOT_FREE);
+    p->free_slots[p->nfree++] = idx;
+}
+
+/* Copy a pickled task into slot idx and record it.  Consumes blob.  -1
+ * with an exception when there is no room anywhere. */
+int
+ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
+               ne_bridge *bridge, uint64_t ticket)
+{
+    ne_slot *s = &p->region.slots[idx];
+    ne_record *rec = &p->records[idx];
+    memset(&s->args, 0, sizeof(s->args));
+    memset(&s->result, 0, sizeof(s->result));
+    s->is_error = 0;
+    s->args.length = blob->size;
+    char *dst;
+    uint64_t offset;
+    if (blob->size <= NE_INLINE) {
+        s->args.kind = SPAN_INLINE;
+        dst = (char *)s->args_inline;
+    }
+    else if (ne_arena_alloc(&p->arena, blob->size, &offset) == 0) {
+        s->args.kind = SPAN_ARENA;
+        s->args.offset = offset;
+        rec->arena_offset = offset;
+        rec->arena_length = blob->size;
+        dst = p->region.base + offset;
+    }
+    else {
+        dst = ne_named_create(s->args.name, blob->size);
+        if (dst == NULL) {
+            s->args.name[0] = '\0';
+            PyErr_SetFromErrno(PyExc_OSError);
+            ne_blob_clear(blob);
+            return -1;
+        }
+        s->args.kind = SPAN_NAMED;
+    }
+    rec->future = Py_NewRef(future);
+    rec->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);
+    rec->ticket = ticket;
+    ne_blob_write(blob, dst);
+    if (s->args.kind == SPAN_NAMED) {
+        ne_named_release(dst, blob->size);
+    }
+    ne_blob_clear(blob);
+    return 0;
+}
+
+/* lock held: rebuild the ready ring from its READY entries, once stale
+ * ones (withdrawn tasks, claims cut short by a death) have filled it. */
+static void
+compact_ready_ring(ne_ppool *p)
+{
+    ne_shm *shm = p->region.shm;
+    static unsigned char seen[NE_SLOTS];
+    uint32_t live[NE_SLOTS];
+    uint32_t n = 0;
+    memset(seen, 0, sizeof(seen));
+    for (uint64_t i = shm->ready_head; i != shm->ready_tail; i++) {
+        uint32_t idx = shm->ready[i % NE_RING];
+        if (atomic_load(&p->region.slots[idx].state) == SLOT_READY && !seen[idx]) {
+            seen[idx] = 1;
+            live[n++] = idx;
+        }
+    }
+    shm->ready_head = shm->ready_tail;
+    for (uint32_t i = 0; i < n; i++) {
+        shm->ready[shm->ready_tail++ % NE_RING] = live[i];
+    }
+}
+
+/* Make slot idx claimable and wake a sleeping worker if one is free. */
+void
+ne_ppool_publish(ne_ppool *p, uint32_t idx)
+{
+    ne_shm *shm = p->region.shm;
+    ne_slot *s = &p->region.slots[idx];
+    ne_shm_lock(shm);
+    s->worker = -1;
+    atomic_store(&s->state, SLOT_READY);
+    if (shm->ready_tail - shm->ready_head >= NE_RING) {
+        compact_ready_ring(p);
+    }
+    shm->ready[shm->ready_tail++ % NE_RING] = idx;
+    int wake = shm->nsleeping > shm->nwoken;
+    if (wake) {
+        shm->nwoken++;
+    }
+    ne_shm_unlock(shm);
+    if (wake) {
+        ne_futex_ring(&shm->work_seq, 1);
+    }
+}
+
+/* Move pending tasks into free slots. */
+void
+ne_ppool_refill(ne_ppool *p)
+{
+    while (p->pending_head != NULL && p->nfree > 0 && p->region.base != NULL) {
+        ne_pending *t = p->pending_head;
+        p->pending_head = t->next;
+        if (p->pending_head == NULL) {
+            p->pending_tail = NULL;
+        }
+        p->npending--;
+        uint32_t idx = p->free_slots[--p->nfree];
+        if (ne_ppool_place(p, idx, &t->blob, t->future, t->bridge, t->ticket) == 0) {
+            ne_ppool_publish(p, idx);
+        }
+        else {
+            p->free_slots[p->nfree++] = idx;
+            complete_with_current_error(p, t->future, t->bridge);
+        }
+        Py_DECREF(t->future);
+        Py_XDECREF((PyObject *)t->bridge);
+        PyMem_Free(t);
+    }
+}
+
+/* Start workers through the zygote while queued tasks outnumber the
+ * workers that could take them, up to max_workers. */
+void
+ne_ppool_spawn_if_needed(ne_ppool *p)
+{
+    if (p->broken != NULL || p->foreign || p->region.base == NULL) {
+        return;
+    }
+    ne_region *r = &p->region;
+    ne_shm *shm = r->shm;
+    ne_shm_lock(shm);
+    int64_t queued = (int64_t)(shm->ready_tail - shm->ready_head);
+    int64_t idle = (int64_t)shm->nsleeping - (int64_t)shm->nwoken;
+    ne_shm_unlock(shm);
+    int starting = 0;
+    for (int w = 0; w < r->nworkers; w++) {
+        starting += atomic_load(&r->workers[w].state) == W_SPAWN;
+    }
+    int64_t wanted = queued + (int64_t)p->npending - idle - starting;
+    int spawned = 0;
+    for (int w = 0; w < r->nworkers && wanted > 0 && p->nalive < p->max_workers; w++) {
+        if (atomic_load(&r->workers[w].state) == W_EMPTY) {
+            atomic_store(&r->workers[w].state, W_SPAWN);
+            p->nalive++;
+            wanted--;
+            spawned = 1;
+        }
+    }
+    if (spawned) {
+        ne_futex_ring(&shm->zygote_seq, 1);
+    }
+}
+
+/* Fail every task not yet finished and refuse new ones; workers are killed.
+ * (The initializer failed, or the zygote is gone.) */
+void
+ne_ppool_break(ne_ppool *p, const char *reason)
+{
+    if (p->broken != NULL) {
+        return;
+    }
+    p->broken = PyUnicode_FromString(reason);
+    if (p->broken == NULL) {
+        PyErr_WriteUnraisable((PyObject *)p);
+        p->broken = Py_NewRef(Py_None);
+    }
+    if (p->region.base != NULL) {
+        ne_shm *shm = p->region.shm;
+        ne_shm_lock(shm);
+        for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+            if (atomic_load(&p->region.slots[idx].state) == SLOT_READY) {
+                atomic_store(&p->region.slots[idx].state, SLOT_FREE);
+            }
+        }
+        ne_shm_unlock(shm);
+    }
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        ne_record *rec = &p->records[idx];
+        if (rec->future == NULL) {
+            continue;
+        }
+        PyObject *exc = broken_error(p, p->broken);
+        if (exc == NULL) {
+            exc = PyErr_GetRaisedException();
+        }
+        ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
+        Py_XDECREF(exc);
+        /* RUNNING slots stay taken until their worker is gone */
+        if (p->region.base == NULL
+            || atomic_load(&p->region.slots[idx].state) == SLOT_FREE) {
+            ne_ppool_release_slot(p, idx);
+        }
+        else {
+            Py_CLEAR(rec->future);
+            Py_CLEAR(rec->bridge);
+        }
+    }
+    while (p->pending_head != NULL) {
+        ne_pending *t = p->pending_head;
+        p->pending_head = t->next;
+        PyObject *exc = broken_error(p, p->broken);
+        if (exc == NULL) {
+            exc = PyErr_GetRaisedException();
+        }
+        ne_ppool_complete(p, t->future, t->bridge, NULL, exc);
+        Py_XDECREF(exc);
+        ne_blob_clear(&t->blob);
+        Py_DECREF(t->future);
+        Py_XDECREF((PyObject *)t->bridge);
+        PyMem_Free(t);
+    }
+    p->pending_tail = NULL;
+    p->npending = 0;
+    if (p->region.base != NULL && !p->foreign) {
+        ne_zygote_stop(p, 1);
+    }
+}
+
+/* ---------------------------------------------------------- submitting */
+
+static int
+refuse_if_unusable(ne_ppool *p)
+{
+    ne_state *st = p->st;
+    if (p->foreign) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "this process pool belongs to process %d; a forked child cannot use it",
+                     (int)p->owner_pid);
+        return -1;
+    }
+    if (p->broken != NULL) {
+        PyObject *exc = broken_error(p, p->broken);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return -1;
+    }
+    if (p->shutdown) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+        return -1;
+    }
+    if (st->exiting) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot schedule new futures after interpreter shutdown");
+        return -1;
+    }
+    return 0;
+}
+
+/* (fn, args, kwargs-or-None) from a vectorcall argument array. */
+static PyObject *
+make_call(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *call_args = PyTuple_New(nargs - 1);
+    if (call_args == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(call_args, i - 1, Py_NewRef(args[i]));
+    }
+    PyObject *kwargs = Py_NewRef(Py_None);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nkw > 0) {
+        Py_SETREF(kwargs, PyDict_New());
+        for (Py_ssize_t i = 0; kwargs != NULL && i < nkw; i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                Py_CLEAR(kwargs);
+            }
+        }
+        if (kwargs == NULL) {
+            Py_DECREF(call_args);
+            return NULL;
+        }
+    }
+    PyObject *call = PyTuple_Pack(3, args[0], call_args, kwargs);
+    Py_DECREF(call_args);
+    Py_DECREF(kwargs);
+    return call;
+}
+
+/* Queue fn(*args, **kwargs) with its future.  A call that cannot be
+ * pickled fails its future, as with the stdlib; the pool is unaffected.
+ * -1 only when the future could not be set up. */
+static int
+enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
+        PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_state *st = p->st;
+    uint64_t ticket = ++p->next_ticket;
+    PyObject *ticket_obj = PyLong_FromUnsignedLongLong(ticket);
+    if (ticket_obj == NULL
+        || PyObject_SetAttr(future, st->s_ne_ticket, ticket_obj) < 0
+        || PyObject_SetAttr(future, st->s_ne_pool, (PyObject *)p) < 0) {
+        Py_XDECREF(ticket_obj);
+        return -1;
+    }
+    Py_DECREF(ticket_obj);
+
+    ne_blob blob = {0};
+    PyObject *call = make_call(args, nargs, kwnames);
+    if (call == NULL || ne_blob_dump(st, call, 3, &blob) < 0) {
+        Py_XDECREF(call);
+        complete_with_current_error(p, future, bridge);
+        return 0;
+    }
+    Py_DECREF(call);
+    if (p->collector_state == 0 && ne_collector_start(p) < 0) {
+        ne_blob_clear(&blob);
+        return -1;
+    }
+    if (p->nfree > 0 && p->pending_head == NULL) {
+        uint32_t idx = p->free_slots[--p->nfree];
+        if (ne_ppool_place(p, idx, &blob, future, bridge, ticket) < 0) {
+            p->free_slots[p->nfree++] = idx;
+            complete_with_current_error(p, future, bridge);
+            return 0;
+        }
+        ne_ppool_publish(p, idx);
+    }
+    else {
+        ne_pending *t = PyMem_Calloc(1, sizeof(ne_pending));
+        if (t == NULL) {
+            ne_blob_clear(&blob);
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->blob = blob;
+        t->future = Py_NewRef(future);
+        t->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);
+        t->ticket = ticket;
+        if (p->pending_tail != NULL) {
+            p->pending_tail->next = t;
+        }
+        else {
+            p->pending_head = t;
+        }
+        p->pending_tail = t;
+        p->npending++;
+    }
+    ne_ppool_spawn_if_needed(p);
+    return 0;
+}
+
+PyDoc_STRVAR(ppool_submit_doc,
+"submit($self, fn, /, *args, **kwargs)\n--\n\n"
+"Run fn(*args, **kwargs) in a worker process; return a concurrent.futures.Future.");
+
+static PyObject *
+ppool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_ppool *p = (ne_ppool *)self;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "submit() missing 1 required positional argument: 'fn'");
+        return NULL;
+    }
+    if (refuse_if_unusable(p) < 0) {
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallNoArgs(p->st->ProcessFuture);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (enqueue(p, fut, NULL, args, nargs, kwnames) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
+PyDoc_STRVAR(ppool_run_doc,
+"run($self, func, /, *args, **kwargs)\n--\n\n"
+"Run func(*args, **kwargs) in a worker process; return an awaitable asyncio\n"
+"future of the running loop.");
+
+PyObject *
+ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_state *st = p->st;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "missing 1 required positional argument: 'func'");
+        return NULL;
+    }
+    if (refuse_if_unusable(p) < 0) {
+        return NULL;
+    }
+    PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
+    if (loop == NULL) {
+        return NULL;
+    }
+    PyObject *stack[2] = {NULL, loop};
+    PyObject *fut = PyObject_Vectorcall(st->ProcessNativeFuture, stack + 1,
+                                        0 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_loop);
+    ne_bridge *bridge = fut != NULL ? ne_bridge_for_loop(st, loop) : NULL;
+    Py_DECREF(loop);
+    if (bridge == NULL || enqueue(p, fut, bridge, args, nargs, kwnames) < 0) {
+        Py_XDECREF((PyObject *)bridge);
+        Py_XDECREF(fut);
+        return NULL;
+    }
+    Py_DECREF((PyObject *)bridge);
+    return fut;
+}
+
+PyDoc_STRVAR(ppool_withdraw_doc,
+"_withdraw($self, ticket, /)\n--\n\n"
+"Take back a task no worker has claimed: 1 if withdrawn, 0 if a worker has\n"
+"it (it runs to completion), -1 if the pool no longer knows it.");
+
+static PyObject *
+ppool_withdraw(PyObject *self, PyObject *arg)
+{
+    ne_ppool *p = (ne_ppool *)self;
+    uint64_t ticket = PyLong_AsUnsignedLongLong(arg);
+    if (ticket == (uint64_t)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    for (ne_pending **pp = &p->pending_head; *pp != NULL; pp = &(*pp)->next) {
+        ne_pending *t = *pp;
+        if (t->ticket != ticket) {
+            continue;
+        }
+        *pp = t->next;
+        if (p->pending_tail == t) {
+            p->pending_tail = NULL;
+            for (ne_pending *q = p->pending_head; q != NULL; q = q->next) {
+                p->pending_tail = q;
+            }
+        }
+        p->npending--;
+        ne_blob_clear(&t->blob);
+        Py_DECREF(t->future);
+        Py_XDECREF((PyObject *)t->bridge);
+        PyMem_Free(t);
+        return PyLong_FromLong(1);
+    }
+    if (p->region.base == NULL || p->foreign) {
+        return PyLong_FromLong(-1);
+    }
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        if (p->records[idx].future == NULL || p->records[idx].ticket != ticket) {
+            continue;
+        }
+        ne_shm_lock(p->region.shm);
+        uint32_t expected = SLOT_READY;
+        int withdrawn = atomic_compare_exchange_strong(&p->region.slots[idx].state,
+                                                       &expected, SLOT_FREE);
+        ne_shm_unlock(p->region.shm);
+        if (withdrawn) {
+            ne_ppool_release_slot(p, idx);
+            ne_ppool_refill(p);
+        }
+        return PyLong_FromLong(withdrawn ? 1 : 0);
+    }
+    return PyLong_FromLong(-1);
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+/* Cancel everything no worker has claimed. */
+static void
+cancel_unclaimed(ne_ppool *p)
+{
+    ne_state *st = p->st;
+    PyObject *cancelled = PyList_New(0);
+    if (cancelled == NULL) {
+        PyErr_WriteUnraisable((PyObject *)p);
+        return;
+    }
+    if (p->region.base != NULL) {
+        ne_shm_lock(p->region.shm);
+        uint32_t withdrawn[NE_SLOTS];
+        int n = 0;
+        for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+            uint32_t expected = SLOT_READY;
+            if (p->records[idx].future != NULL
+                && atomic_compare_exchange_strong(&p->region.slots[idx].state, &expected,
+                                                  SLOT_FREE)) {
+                withdrawn[n++] = idx;
+            }
+        }
+        ne_shm_unlock(p->region.shm);
+        for (int i = 0; i < n; i++) {
+            ne_record *rec = &p->records[withdrawn[i]];
+            PyObject *pair = PyTuple_Pack(2, rec->future, rec->bridge ? (PyObject *)rec->bridge : Py_None);
+            if (pair == NULL || PyList_Append(cancelled, pair) < 0) {
+                PyErr_WriteUnraisable((PyObject *)p);
+            }
+            Py_XDECREF(pair);
+            ne_ppool_release_slot(p, withdrawn[i]);
+        }
+    }
+    while (p->pending_head != NULL) {
+        ne_pending *t = p->pending_head;
+        p->pending_head = t->next;
+        PyObject *pair = PyTuple_Pack(2, t->future, t->bridge ? (PyObject *)t->bridge : Py_None);
+        if (pair == NULL || PyList_Append(cancelled, pair) < 0) {
+            PyErr_WriteUnraisable((PyObject *)p);
+        }
+        Py_XDECREF(pair);
+        ne_blob_clear(&t->blob);
+        Py_DECREF(t->future);
+        Py_XDECREF((PyObject *)t->bridge);
+        PyMem_Free(t);
+    }
+    p->pending_tail = NULL;
+    p->npending = 0;
+    /* cancel() of our future classes asks the pool first; the pool no
+     * longer knows these tickets, so they cancel as plain futures */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cancelled); i++) {
+        PyObject *fut = PyTuple_GET_ITEM(PyList_GET_ITEM(cancelled, i), 0);
+        PyObject *bridge = PyTuple_GET_ITEM(PyList_GET_ITEM(cancelled, i), 1);
+        if (bridge != Py_None) {
+            ne_task *t = PyMem_Calloc(1, sizeof(ne_task));
+            if (t == NULL) {
+                continue;
+            }
+            t->future = Py_NewRef(fut);
+            t->bridge = (ne_bridge *)Py_NewRef(bridge);
+            t->cancel = 1;
+            ne_bridge_post((ne_bridge *)bridge, t);
+            continue;
+        }
+        PyObject *r = ne_call_method0(fut, st->s_cancel);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(fut);
+        }
+        Py_XDECREF(r);
+    }
+    Py_DECREF(cancelled);
+}
+
+/* Stop the zygote and its workers and reap it (GIL released). */
+static void
+stop_processes(ne_ppool *p, int kill)
+{
+    if (p->zygote_pid <= 0) {
+        return;
+    }
+    ne_zygote_stop(p, kill);
+    pid_t pid = p->zygote_pid;
+    Py_BEGIN_ALLOW_THREADS
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    Py_END_ALLOW_THREADS
+    p->zygote_pid = 0;
+}
+
+/* After every process is gone: give the address space back. */
+static void
+unmap(ne_ppool *p)
+{
+    ne_region_unmap(&p->region);
+}
+
+int
+ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
+{
+    if (p->foreign) {
+        return 0;
+    }
+    p->shutdown = 1;
+    if (cancel_futures) {
+        cancel_unclaimed(p);
+    }
+    if (p->collector_state == 0) {
+        /* nothing was ever submitted: only the zygote to stop */
+        if (p->region.base != NULL) {
+            stop_processes(p, 0);
+            unmap(p);
+        }
+        return 0;
+    }
+    if (p->region.base != NULL) {
+        ne_futex_ring(&p->region.shm->collector_seq, 1);
+    }
+    if (!wait || ne_collector_is_current(p)) {
+        return 0;
+    }
+    for (;;) {
+        int finished;
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 50 * 1000 * 1000;
+        if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        pthread_mutex_lock(&p->cmutex);
+        while (p->collector_state != 2
+               && pthread_cond_timedwait(&p->ccond, &p->cmutex, &deadline) != ETIMEDOUT) {
+        }
+        finished = p->collector_state == 2;
+        pthread_mutex_unlock(&p->cmutex);
+        Py_END_ALLOW_THREADS
+        if (finished) {
+            return 0;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+}
+
+/* Called by the collector once nothing is in flight after shutdown or
+ * breakage: the processes leave and the region is unmapped. */
+void
+ne_ppool_finish(ne_ppool *p)
+{
+    stop_processes(p, p->broken != NULL);
+    unmap(p);
+}
+
+/* In a forked child.  quiet: the fork is one of ours (zygote, worker),
+ * which runs no code of the parent's: mark the pool foreign and touch
+ * nothing else.  Otherwise futures the parent is waiting for are the
+ * parent's; the child's copies fail. */
+void
+ne_ppool_after_fork_child(ne_ppool *p, int quiet)
+{
+    if (p->foreign) {
+        return;
+    }
+    p->foreign = 1;
+    if (quiet) {
+        return;
+    }
+    p->region.base = NULL;   /* MADV_DONTFORK: not mapped here */
+    p->zygote_pid = 0;       /* not this process's child */
+    p->collector_state = 2;
+    pthread_mutex_init(&p->cmutex, NULL);
+    pthread_cond_init(&p->ccond, NULL);
+    PyObject *reason = PyUnicode_FromFormat(
+        "the process pool belongs to process %d, not to this forked child", (int)p->owner_pid);
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        ne_record *rec = &p->records[idx];
+        if (rec->future == NULL) {
+            continue;
+        }
+        PyObject *exc = reason ? broken_error(p, reason) : NULL;
+        if (rec->bridge != NULL) {
+            ne_task t = {.future = rec->future, .bridge = rec->bridge, .error = exc};
+            ne_task_complete_async(p->st, &t);
+        }
+        else if (exc != NULL) {
+            ne_ppool_complete(p, rec->future, NULL, NULL, exc);
+        }
+        PyErr_Clear();
+        Py_XDECREF(exc);
+        Py_CLEAR(rec->future);
+        Py_CLEAR(rec->bridge);
+        rec->arena_length = 0;
+    }
+    Py_XDECREF(reason);
+    while (p->pending_head != NULL) {
+        ne_pending *t = p->pending_head;
+        p->pending_head = t->next;
+        ne_blob_clear(&t->blob);
+        Py_DECREF(t->future);
+        Py_XDECREF((PyObject *)t->bridge);
+        PyMem_Free(t);
+    }
+    p->pending_tail = NULL;
+    p->npending = 0;
+}
+
+/* ------------------------------------------------------------ the type */
+
+static PyObject *
+ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"max_workers", "initializer", "initargs",
+                             "max_tasks_per_child", NULL};
+    int max_workers;
+    long max_tasks = 0;
+    PyObject *initializer = Py_None, *initargs = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO!l:ProcessPool", kwlist,
+                                     &max_workers, &initializer, &PyTuple_Type,
+                                     &initargs, &max_tasks)) {
+        return NULL;
+    }
+    if (max_workers <= 0) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return NULL;
+    }
+    if (max_tasks < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_tasks_per_child must be >= 1");
+        return NULL;
+    }
+    if (initializer != Py_None && !PyCallable_Check(initializer)) {
+        PyErr_SetString(PyExc_TypeError, "initializer must be a callable");
+        return NULL;
+    }
+    ne_ppool *p = (ne_ppool *)type->tp_alloc(type, 0);
+    if (p == NULL) {
+        return NULL;
+    }
+    p->st = ne_state_of_type(type);
+    p->max_workers = max_workers;
+    p->max_tasks_per_child = max_tasks;
+    p->initializer = Py_NewRef(initializer);
+    p->initargs = initargs != NULL ? Py_NewRef(initargs) : PyTuple_New(0);
+    p->owner_pid = getpid();
+    pthread_mutex_init(&p->cmutex, NULL);
+    pthread_cond_init(&p->ccond, NULL);
+    for (int i = 0; i < NE_SLOTS; i++) {
+        p->free_slots[i] = (uint32_t)(NE_SLOTS - 1 - i);
+    }
+    p->nfree = NE_SLOTS;
+    p->next = p->st->ppools;
+    p->st->ppools = p;
+    if (p->initargs == NULL) {
+        goto error;
+    }
+    if (ne_region_map(&p->region, max_workers) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
+    p->region.shm->owner_pid = p->owner_pid;
+    if (ne_arena_init(&p->arena, p->region.arena_offset, p->region.arena_size) < 0) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (ne_zygote_start(p) < 0) {
+        goto error;
+    }
+    return (PyObject *)p;
+
+error:
+    Py_DECREF(p);
+    return NULL;
+}
+
+static int
+ppool_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    ne_ppool *p = (ne_ppool *)self;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(p->initializer);
+    Py_VISIT(p->initargs);
+    return 0;
+}
+
+static void
+ppool_dealloc(PyObject *self)
+{
+    ne_ppool *p = (ne_ppool *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    registry_unlink(p);
+    if (!p->foreign && p->zygote_pid > 0) {
+        /* never shut down and no collector ran: nothing is in flight */
+        stop_processes(p, 1);
+    }
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        Py_CLEAR(p->records[idx].future);
+        Py_CLEAR(p->records[idx].bridge);
+    }
+    while (p->pending_head != NULL) {
+        ne_pending *t = p->pending_head;
+        p->pending_head = t->next;
+        ne_blob_clear(&t->blob);
+        Py_DECREF(t->future);
+        Py_XDECREF((PyObject *)t->bridge);
+        PyMem_Free(t);
+    }
+    if (!p->foreign) {
+        unmap(p);
+    }
+    ne_arena_fini(&p->arena);
+    pthread_cond_destroy(&p->ccond);
+    pthread_mutex_destroy(&p->cmutex);
+    Py_CLEAR(p->initializer);
+    Py_CLEAR(p->initargs);
+    Py_CLEAR(p->broken);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+PyDoc_STRVAR(ppool_shutdown_doc,
+"shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
+"Refuse new tasks; with cancel_futures, cancel those no worker has taken.\n"
+"With wait, return once every task has finished and every process is gone.");
+
+static PyObject *
+ppool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"wait", "cancel_futures", NULL};
+    int wait = 1, cancel_futures = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p$p:shutdown", kwlist,
+                                     &wait, &cancel_futures)) {
+        return NULL;
+    }
+    if (ne_ppool_shutdown((ne_ppool *)self, wait, cancel_futures) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ppool_stats_doc,
+"stats($self, /)\n--\n\n"
+"A snapshot: worker pids, in_flight, pending, zygote pid, shutdown, broken.");
+
+static PyObject *
+ppool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ne_ppool *p = (ne_ppool *)self;
+    PyObject *pids = PyList_New(0);
+    if (pids == NULL) {
+        return NULL;
+    }
+    if (p->region.base != NULL && !p->foreign) {
+        for (int w = 0; w < p->region.nworkers; w++) {
+            ne_wslot *ws = &p->region.workers[w];
+            if (atomic_load(&ws->state) == W_ALIVE) {
+                PyObject *pid = PyLong_FromLong(ws->pid);
+                if (pid == NULL || PyList_Append(pids, pid) < 0) {
+                    Py_XDECREF(pid);
+                    Py_DECREF(pids);
+                    return NULL;
+                }
+                Py_DECREF(pid);
+            }
+        }
+    }
+    return Py_BuildValue("{sNsisnsisisOsO}",
+                         "worker_pids", pids,
+                         "in_flight", NE_SLOTS - p->nfree,
+                         "pending", p->npending,
+                         "max_workers", p->max_workers,
+                         "zygote_pid", (int)p->zygote_pid,
+                         "shutdown", p->shutdown ? Py_True : Py_False,
+                         "broken", p->broken != NULL ? p->broken : Py_None);
+}
+
+static PyObject *
+ppool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return ne_ppool_run((ne_ppool *)self, args, nargs, kwnames);
+}
+
+static PyMethodDef ppool_methods[] = {
+    {"submit", (PyCFunction)(void (*)(void))ppool_submit,
+     METH_FASTCALL | METH_KEYWORDS, ppool_submit_doc},
+    {"run", (PyCFunction)(void (*)(void))ppool_run,
+     METH_FASTCALL | METH_KEYWORDS, ppool_run_doc},
+    {"_withdraw", ppool_withdraw, METH_O, ppool_withdraw_doc},
+    {"shutdown", (PyCFunction)(void (*)(void))ppool_shutdown,
+     METH_VARARGS | METH_KEYWORDS, ppool_shutdown_doc},
+    {"stats", ppool_stats, METH_NOARGS, ppool_stats_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(ppool_doc,
+"ProcessPool(max_workers, initializer=None, initargs=(), max_tasks_per_child=0)\n"
+"--\n\n"
+"The native core of native_exec.ProcessPoolExecutor: workers forked by a\n"
+"zygote, tasks and results in shared memory.");
+
+static PyType_Slot ppool_slots[] = {
+    {Py_tp_new, ppool_new},
+    {Py_tp_dealloc, ppool_dealloc},
+    {Py_tp_traverse, ppool_traverse},
+    {Py_tp_methods, ppool_methods},
+    {Py_tp_doc, (void *)ppool_doc},
+    {0, NULL},
+};
+
+PyType_Spec ne_ppool_spec = {
+    .name = "native_exec._native.ProcessPool",
+    .basicsize = sizeof(ne_ppool),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = ppool_slots,
+};

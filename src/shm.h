@@ -1,0 +1,153 @@
+/* The shared-memory region of a process pool, and the primitives that work
+ * across processes: futexes and a robust process-shared mutex.
+ *
+ * One anonymous MAP_SHARED region is mapped by the parent before it forks
+ * the pool's zygote, so the zygote and every worker it forks see it at the
+ * same address.  Layout:
+ *
+ *   ne_shm header | ne_wslot[nworkers] | ne_slot[NE_SLOTS]
+ *   | argument arena (parent allocates) | one result window per worker
+ *
+ * The arena and windows are reserved with MAP_NORESERVE: pages cost memory
+ * only once touched, and are reused from the start of each area.
+ *
+ * A task lives in a slot.  Slot states (shm->lock):
+ *
+ *   FREE --parent publishes--> READY --worker claims--> RUNNING
+ *    ^                           |                         |
+ *    |   parent withdraws        |       worker posts      v
+ *    +------ (cancel) -----------+                       DONE
+ *    +------------- parent consumes the result ------------+
+ *    +------------- worker died: parent fails the task ----+ (from RUNNING)
+ *
+ * Every update made under the lock leaves a state another process can
+ * recover from if the writer dies half-way (the lock is robust): rings may
+ * hold stale indices, so whoever pops one checks the slot's state first.
+ */
+#ifndef NATIVE_EXEC_SHM_H
+#define NATIVE_EXEC_SHM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NE_SLOTS 1024                     /* tasks in shared memory at once */
+#define NE_RING (2 * NE_SLOTS)            /* room for stale entries left by a crash */
+#define NE_INLINE 448                     /* payload bytes a slot holds itself */
+#define NE_ALIGN 64
+#define NE_ARENA_MAX (1ULL << 30)         /* virtual size of the argument arena */
+#define NE_WINDOW_MAX (256ULL << 20)      /* virtual size of each result window */
+#define NE_NAME_MAX 64
+
+enum { SLOT_FREE = 0, SLOT_READY, SLOT_RUNNING, SLOT_DONE };
+enum { SPAN_NONE = 0, SPAN_INLINE, SPAN_ARENA, SPAN_WINDOW, SPAN_NAMED };
+enum { W_EMPTY = 0, W_SPAWN, W_ALIVE, W_DEAD };
+
+/* Where a payload lives. */
+typedef struct {
+    uint32_t kind;                        /* SPAN_* */
+    uint32_t pad;
+    uint64_t offset;                      /* ARENA, WINDOW: from the region base */
+    uint64_t length;
+    uint64_t ring_end;                    /* WINDOW: ring position after it */
+    char name[NE_NAME_MAX];               /* NAMED: its shm_open name */
+} ne_span;
+
+typedef struct {
+    _Atomic uint32_t state;               /* SLOT_*: changed under the lock */
+    int32_t worker;                       /* lock: index of the worker running it */
+    uint32_t is_error;                    /* result is a pickled exception */
+    uint32_t pad;
+    ne_span args;                         /* pickled (fn, args, kwargs) */
+    ne_span result;
+    unsigned char args_inline[NE_INLINE];
+    unsigned char result_inline[NE_INLINE];
+} ne_slot;
+
+/* One worker process.  The parent moves EMPTY->SPAWN and DEAD->EMPTY; the
+ * zygote moves SPAWN->ALIVE (or DEAD if fork fails) and ALIVE->DEAD. */
+typedef struct {
+    _Atomic uint32_t state;               /* W_* */
+    int32_t pid;
+    int32_t status;                       /* waitpid() status once DEAD */
+    uint32_t sleeping;                    /* lock: waiting for work */
+    uint32_t init_failed;                 /* its initializer raised */
+    uint32_t pad;
+    uint64_t window_offset;               /* its result ring */
+    uint64_t window_size;
+    _Atomic uint64_t ring_head;           /* bytes ever reserved (worker) */
+    _Atomic uint64_t ring_tail;           /* bytes ever released (parent) */
+} ne_wslot;
+
+typedef struct {
+    pthread_mutex_t lock;                 /* robust, process-shared */
+    /* lock */
+    uint32_t ready[NE_RING];              /* slots for workers to claim */
+    uint64_t ready_head, ready_tail;
+    uint32_t done[NE_RING];               /* slots whose result awaits the parent */
+    uint64_t done_head, done_tail;
+    uint32_t nsleeping;                   /* workers waiting on work_seq */
+    uint32_t nwoken;                      /* wake-ups not yet consumed */
+    uint32_t collector_sleeping;
+    uint32_t stopping;                    /* workers exit once the queue is empty */
+    /* futex words */
+    _Atomic uint32_t work_seq;            /* workers wait here */
+    _Atomic uint32_t collector_seq;       /* the parent's collector waits here */
+    _Atomic uint32_t zygote_seq;          /* the zygote waits here */
+    _Atomic uint32_t zygote_exit;         /* 1: stop when workers are gone; 2: kill them */
+    int32_t owner_pid;
+    int32_t zygote_pid;
+} ne_shm;
+
+/* The parent's (and, by fork, every child's) description of the region. */
+typedef struct {
+    char *base;
+    size_t size;
+    ne_shm *shm;
+    ne_wslot *workers;
+    ne_slot *slots;
+    uint64_t arena_offset, arena_size;
+    int nworkers;
+} ne_region;
+
+int ne_region_map(ne_region *r, int nworkers);
+void ne_region_unmap(ne_region *r);
+void ne_shm_lock(ne_shm *shm);
+void ne_shm_unlock(ne_shm *shm);
+
+/* futex(2) on a word of the shared region (not FUTEX_PRIVATE: processes share it). */
+int ne_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns);
+void ne_futex_wake(_Atomic uint32_t *word, int count);
+/* Bump the word and wake its waiters; safe in a signal handler. */
+void ne_futex_ring(_Atomic uint32_t *word, int count);
+
+/* Payloads too large for their area live in their own POSIX shm object,
+ * unlinked by whoever reads it (or by the parent if the reader died). */
+void *ne_named_create(char name[NE_NAME_MAX], size_t size);
+void *ne_named_open(const char *name, size_t size);
+void ne_named_release(void *addr, size_t size);
+void ne_named_unlink(const char *name);
+
+/* The parent's allocator for the argument arena (GIL-protected). */
+typedef struct ne_extent {
+    struct ne_extent *next;
+    uint64_t offset, length;
+} ne_extent;
+
+typedef struct {
+    ne_extent *free;                      /* sorted by offset, coalesced */
+    uint64_t offset, size;
+} ne_arena;
+
+int ne_arena_init(ne_arena *a, uint64_t offset, uint64_t size);
+void ne_arena_fini(ne_arena *a);
+int ne_arena_alloc(ne_arena *a, uint64_t length, uint64_t *offset);
+void ne_arena_free(ne_arena *a, uint64_t offset, uint64_t length);
+
+static inline uint64_t
+ne_align(uint64_t n)
+{
+    return (n + NE_ALIGN - 1) & ~(uint64_t)(NE_ALIGN - 1);
+}
+
+#endif /* NATIVE_EXEC_SHM_H */

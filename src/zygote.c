@@ -1,0 +1,178 @@
+/* The zygote: a process forked from the pool's owner when the pool is
+ * created, while the owner is (normally) single-threaded.  It forks every
+ * worker, so no worker inherits a lock that some thread of the owner held,
+ * and it reaps them, reporting each death to the owner through the region.
+ *
+ * It runs no Python after the fork except the interpreter's own fork hooks
+ * around each worker fork.  It leaves when the owner asks (zygote_exit) and
+ * its workers are gone, or at once, killing them, when the owner dies. */
+#include "native_exec.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define POLL_NS (100L * 1000 * 1000)   /* how often the owner's liveness is checked */
+
+static ne_shm *zygote_shm;  /* for the SIGCHLD handler */
+
+static void
+on_sigchld(int signo)
+{
+    (void)signo;
+    int saved = errno;
+    ne_futex_ring(&zygote_shm->zygote_seq, 1);
+    errno = saved;
+}
+
+static void
+fork_worker(ne_ppool *p, int w)
+{
+    ne_wslot *ws = &p->region.workers[w];
+    p->st->native_fork = 1;
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        p->st->native_fork = 0;
+        ne_proc_worker_main(p, w);
+    }
+    int saved = errno;
+    PyOS_AfterFork_Parent();
+    p->st->native_fork = 0;
+    if (pid < 0) {
+        /* reported as a worker that died at once, with the errno negated */
+        ws->pid = 0;
+        ws->status = -saved;
+        atomic_store(&ws->state, W_DEAD);
+        ne_futex_ring(&p->region.shm->collector_seq, 1);
+        return;
+    }
+    ws->pid = pid;
+    atomic_store(&ws->state, W_ALIVE);
+}
+
+/* Collect exited workers; returns how many are still alive. */
+static int
+reap(ne_ppool *p)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int w = 0; w < p->region.nworkers; w++) {
+            ne_wslot *ws = &p->region.workers[w];
+            if (ws->pid == pid && atomic_load(&ws->state) == W_ALIVE) {
+                ws->status = status;
+                atomic_store(&ws->state, W_DEAD);
+                ne_futex_ring(&p->region.shm->collector_seq, 1);
+                break;
+            }
+        }
+    }
+    int alive = 0;
+    for (int w = 0; w < p->region.nworkers; w++) {
+        alive += atomic_load(&p->region.workers[w].state) == W_ALIVE;
+    }
+    return alive;
+}
+
+static void
+kill_workers(ne_ppool *p)
+{
+    for (int w = 0; w < p->region.nworkers; w++) {
+        ne_wslot *ws = &p->region.workers[w];
+        if (atomic_load(&ws->state) == W_ALIVE && ws->pid > 0) {
+            kill(ws->pid, SIGKILL);
+        }
+    }
+}
+
+static _Noreturn void
+zygote_main(ne_ppool *p)
+{
+    ne_shm *shm = p->region.shm;
+    zygote_shm = shm;
+    prctl(PR_SET_NAME, "ne-zygote", 0, 0, 0);
+
+    /* Ctrl-C goes to the whole foreground process group; it is the owner's
+     * to handle, and the zygote must not die of it.  Workers unblock it. */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+
+    for (;;) {
+        uint32_t seq = atomic_load(&shm->zygote_seq);
+        uint32_t exit_request = atomic_load(&shm->zygote_exit);
+        if (getppid() != p->owner_pid) {
+            exit_request = 2;  /* the owner died: no orphans */
+        }
+        if (exit_request == 2) {
+            kill_workers(p);
+        }
+        int alive = reap(p);
+        if (exit_request != 0 && alive == 0) {
+            _exit(0);
+        }
+        if (exit_request == 0) {
+            for (int w = 0; w < p->region.nworkers; w++) {
+                if (atomic_load(&p->region.workers[w].state) == W_SPAWN) {
+                    fork_worker(p, w);
+                }
+            }
+        }
+        ne_futex_wait(&shm->zygote_seq, seq, POLL_NS);
+    }
+}
+
+/* In the owner, with the GIL: fork the zygote.  -1 with an exception. */
+int
+ne_zygote_start(ne_ppool *p)
+{
+    p->st->native_fork = 1;
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        p->st->native_fork = 0;
+        zygote_main(p);
+    }
+    int saved = errno;
+    PyOS_AfterFork_Parent();
+    p->st->native_fork = 0;
+    if (pid < 0) {
+        errno = saved;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    p->zygote_pid = pid;
+    p->region.shm->zygote_pid = pid;
+    /* Later forks of the owner (another pool's zygote, os.fork) need not
+     * carry this region; the zygote's own mapping keeps it for workers. */
+    madvise(p->region.base, p->region.size, MADV_DONTFORK);
+    return 0;
+}
+
+/* In the owner: workers leave once the queue is empty, then the zygote
+ * leaves; with kill, workers are killed at once. */
+void
+ne_zygote_stop(ne_ppool *p, int kill)
+{
+    ne_shm *shm = p->region.shm;
+    ne_shm_lock(shm);
+    shm->stopping = 1;
+    ne_shm_unlock(shm);
+    ne_futex_ring(&shm->work_seq, INT32_MAX);
+    atomic_store(&shm->zygote_exit, kill ? 2 : 1);
+    ne_futex_ring(&shm->zygote_seq, 1);
+}
