@@ -47,6 +47,9 @@ class WorkerDied(BrokenProcessPool):
         return type(self), (self.pid, self.status)
 
 
+_UNFINISHED = (_base.PENDING, _base.RUNNING)
+
+
 class ProcessFuture(Future):  # type: ignore[type-arg]
     """The ``concurrent.futures.Future`` of a process-pool task.
 
@@ -56,6 +59,15 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
     """
 
     __slots__ = ("_ne_pool", "_ne_ticket")
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        # Collect in this thread while waiting, one wake-up sooner than
+        # waiting for the pool's collector thread to complete the future.
+        if self._state in _UNFINISHED:
+            pool = getattr(self, "_ne_pool", None)
+            if pool is not None:
+                pool._collect_until_done(self, timeout)
+        return super().result(timeout)
 
     def cancel(self) -> bool:
         pool = getattr(self, "_ne_pool", None)

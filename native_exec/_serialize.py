@@ -10,14 +10,9 @@ straight into shared memory, and the reader rebuilds them from there.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Tuple
 
 OOB_MIN = 64 * 1024   # keep in step with payload.c
-
-# The buffers of the payload being unpickled, set by the C loader around
-# pickle.loads: memoryviews over shared memory, valid only during the load.
-_incoming: Optional[List[memoryview]] = None
-
 
 def _is_large(obj: Any) -> bool:
     kind = type(obj)
@@ -45,13 +40,15 @@ class OutOfBand:
 
 
 def _take(index: int, mutable: bool) -> Any:
-    view = _incoming[index]  # type: ignore[index]
-    return bytearray(view) if mutable else bytes(view)
+    # Copies buffer `index` of the payload being unpickled out of shared
+    # memory, waiting for the parts a streaming writer has not copied in yet.
+    from ._native import _take_buffer
+
+    return _take_buffer(index, mutable)
 
 
 def _take_memoryview(index: int, fmt: str, shape: Tuple[int, ...], readonly: bool) -> memoryview:
-    view = _incoming[index]  # type: ignore[index]
-    data = memoryview(bytes(view) if readonly else bytearray(view))
+    data = memoryview(_take(index, not readonly))
     try:
         return data.cast(fmt, shape)
     except (TypeError, ValueError):

@@ -7,12 +7,18 @@
  *   a worker died  -> its running tasks fail with WorkerDied; replaced on demand
  *   zygote gone    -> the pool is broken
  *   shutdown, nothing in flight -> processes stopped, region unmapped, exit
+ *
+ * A thread blocked in ProcessFuture.result() runs the same rounds itself
+ * (ne_collector_help) rather than wait for this thread to wake it: one
+ * wake-up less per call.  `collecting` keeps rounds from overlapping when
+ * one releases the GIL; only this thread stops the processes and unmaps.
  */
 #include "native_exec.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define POLL_NS (100L * 1000 * 1000)   /* zygote liveness is checked this often */
 
@@ -51,7 +57,7 @@ finish(ne_ppool *p, uint32_t idx)
         PyErr_SetString(PyExc_RuntimeError, "native_exec: result missing from shared memory");
     }
     if (src != NULL) {
-        value = ne_blob_load(p->st, src, s->result.length);
+        value = ne_blob_load(p->st, src, s->result.length, NULL);
     }
     if (mapped != NULL) {
         ne_named_release(mapped, s->result.length);
@@ -144,7 +150,8 @@ zygote_alive(ne_ppool *p)
     return 0;
 }
 
-/* One batch, with the GIL.  Returns 1 when the collector's work is over. */
+/* One batch, with the GIL.  Returns 1 when the pool's work is over (only
+ * the collector thread acts on that). */
 static int
 collect(ne_ppool *p)
 {
@@ -152,24 +159,24 @@ collect(ne_ppool *p)
     ne_shm *shm = r->shm;
     int dead[r->nworkers];
     int ndead = 0;
+    p->collecting = 1;
     /* deaths first: every result the dead posted is then in the done ring */
     for (int w = 0; w < r->nworkers; w++) {
         if (atomic_load(&r->workers[w].state) == W_DEAD) {
             dead[ndead++] = w;
         }
     }
-    static uint32_t batch[NE_RING];
     uint32_t n = 0;
     ne_shm_lock(shm);
     while (shm->done_head != shm->done_tail) {
-        batch[n++] = shm->done[shm->done_head++ % NE_RING];
+        p->batch[n++] = shm->done[shm->done_head++ % NE_RING];
     }
     shm->collector_sleeping = 0;
     ne_shm_unlock(shm);
     for (uint32_t i = 0; i < n; i++) {
         /* a stale entry (its worker died mid-post) is not DONE: skip it */
-        if (atomic_load(&r->slots[batch[i]].state) == SLOT_DONE) {
-            finish(p, batch[i]);
+        if (atomic_load(&r->slots[p->batch[i]].state) == SLOT_DONE) {
+            finish(p, p->batch[i]);
         }
     }
     for (int i = 0; i < ndead; i++) {
@@ -182,25 +189,32 @@ collect(ne_ppool *p)
         ne_ppool_refill(p);
         ne_ppool_spawn_if_needed(p);
     }
-    if ((p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS && p->pending_head == NULL) {
-        ne_ppool_finish(p);
-        return 1;
+    p->collecting = 0;
+    if (n > 0 && p->nhelpers > 0) {
+        /* threads waiting in result() may be waiting for these */
+        ne_futex_ring(&shm->collector_seq, INT32_MAX);
     }
-    return 0;
+    return (p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS
+           && p->pending_head == NULL;
 }
 
-/* Without the GIL: sleep until a worker posts, dies, or POLL_NS passes. */
+/* Without the GIL: sleep until a worker posts, one dies, or timeout_ns.
+ * seq is collector_seq as read before the caller checked its own
+ * condition, so a ring in between is not lost. */
 static void
-wait_for_news(ne_ppool *p)
+wait_for_news(ne_ppool *p, uint32_t seq, long timeout_ns)
 {
-    ne_shm *shm = p->region.shm;
+    ne_region *r = &p->region;
+    ne_shm *shm = r->shm;
     ne_shm_lock(shm);
     int idle = shm->done_head == shm->done_tail;
-    uint32_t seq = atomic_load(&shm->collector_seq);
-    shm->collector_sleeping = idle;
+    for (int w = 0; idle && w < r->nworkers; w++) {
+        idle = atomic_load(&r->workers[w].state) != W_DEAD;
+    }
+    shm->collector_sleeping |= idle;
     ne_shm_unlock(shm);
     if (idle) {
-        ne_futex_wait(&shm->collector_seq, seq, POLL_NS);
+        ne_futex_wait(&shm->collector_seq, seq, timeout_ns);
     }
 }
 
@@ -211,10 +225,16 @@ collector_main(void *arg)
     current_collector = p;
     PyGILState_STATE gil = PyGILState_Ensure();
     for (;;) {
+        uint32_t seq = atomic_load(&p->region.shm->collector_seq);
         PyThreadState *ts = PyEval_SaveThread();
-        wait_for_news(p);
+        wait_for_news(p, seq, POLL_NS);
         PyEval_RestoreThread(ts);
-        if (p->foreign || collect(p)) {
+        if (p->foreign) {
+            break;
+        }
+        if (!p->collecting && collect(p)) {
+            ne_ppool_finish(p);
+            p->finished = 1;
             break;
         }
     }
@@ -226,6 +246,55 @@ collector_main(void *arg)
     Py_DECREF((PyObject *)p);
     PyGILState_Release(gil);
     return NULL;
+}
+
+/* In a thread about to block on future.result(timeout): collect rounds
+ * until the future is done or the timeout (< 0: none) passes.  Returns 0
+ * (the caller then reads the future as usual) or -1 on a signal. */
+int
+ne_collector_help(ne_ppool *p, PyObject *future, double timeout)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int rc = 0;
+    p->nhelpers++;
+    for (;;) {
+        if (p->finished || p->foreign || p->collector_state != 1) {
+            break;
+        }
+        uint32_t seq = atomic_load(&p->region.shm->collector_seq);
+        int done = ne_call_bool(future, p->st->s_done);
+        if (done != 0) {
+            rc = done < 0 ? -1 : 0;
+            break;
+        }
+        long wait_ns = POLL_NS;
+        if (timeout >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double left = timeout - (double)(now.tv_sec - start.tv_sec)
+                          - (double)(now.tv_nsec - start.tv_nsec) * 1e-9;
+            if (left <= 0) {
+                break;
+            }
+            if (left * 1e9 < (double)wait_ns) {
+                wait_ns = (long)(left * 1e9);
+            }
+        }
+        Py_BEGIN_ALLOW_THREADS
+        wait_for_news(p, seq, wait_ns);
+        Py_END_ALLOW_THREADS
+        if (PyErr_CheckSignals() < 0) {
+            rc = -1;
+            break;
+        }
+        if (!p->collecting && !p->finished && collect(p)) {
+            /* the collector thread stops the processes and unmaps */
+            ne_futex_ring(&p->region.shm->collector_seq, INT32_MAX);
+        }
+    }
+    p->nhelpers--;
+    return rc;
 }
 
 /* GIL: start the collector on the first submit. */

@@ -198,6 +198,8 @@ static PyMethodDef module_methods[] = {
     {"to_process", (PyCFunction)(void (*)(void))to_process,
      METH_FASTCALL | METH_KEYWORDS, to_process_doc},
     {"_default_pool", default_pool, METH_NOARGS, default_pool_doc},
+    {"_take_buffer", (PyCFunction)(void (*)(void))ne_take_buffer, METH_FASTCALL,
+     "_take_buffer(index, mutable, /)\n--\n\nRebuild out-of-band buffer index of the payload being unpickled."},
     {"_shutdown_all", shutdown_all, METH_NOARGS, shutdown_all_doc},
     {"_before_fork", before_fork, METH_NOARGS, before_fork_doc},
     {"_after_fork_parent", after_fork_parent, METH_NOARGS, after_fork_parent_doc},
@@ -270,7 +272,6 @@ module_exec(PyObject *module)
         || intern_into(&st->s_set_running_or_notify_cancel, "set_running_or_notify_cancel") < 0
         || intern_into(&st->s_call_soon_threadsafe, "call_soon_threadsafe") < 0
         || intern_into(&st->s_is_closed, "is_closed") < 0
-        || intern_into(&st->s_incoming, "_incoming") < 0
         || intern_into(&st->s_ne_pool, "_ne_pool") < 0
         || intern_into(&st->s_ne_ticket, "_ne_ticket") < 0) {
         return -1;
@@ -312,7 +313,6 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->protocol);
     Py_VISIT(st->kw_buffer_callback);
     Py_VISIT(st->kw_buffers);
-    Py_VISIT(st->s_incoming);
     Py_VISIT(st->s_ne_pool);
     Py_VISIT(st->s_ne_ticket);
     Py_VISIT(st->enter_worker);
@@ -356,7 +356,6 @@ module_clear(PyObject *module)
     Py_CLEAR(st->protocol);
     Py_CLEAR(st->kw_buffer_callback);
     Py_CLEAR(st->kw_buffers);
-    Py_CLEAR(st->s_incoming);
     Py_CLEAR(st->s_ne_pool);
     Py_CLEAR(st->s_ne_ticket);
     Py_CLEAR(st->enter_worker);

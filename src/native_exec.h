@@ -63,7 +63,6 @@ struct ne_state {
     PyObject *protocol;              /* 5 */
     PyObject *kw_buffer_callback;    /* ("buffer_callback",) */
     PyObject *kw_buffers;            /* ("buffers",) */
-    PyObject *s_incoming;
     PyObject *s_ne_pool;
     PyObject *s_ne_ticket;
     PyObject *enter_worker;          /* native_exec._workers.enter_worker */
@@ -246,9 +245,14 @@ typedef struct {
 } ne_blob;
 
 int ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b);
-void ne_blob_write(const ne_blob *b, char *dst);
+void ne_blob_write(const ne_blob *b, char *dst, _Atomic uint64_t *ready);
+uint64_t ne_blob_prefix_size(const ne_blob *b);
+void ne_blob_write_prefix(const ne_blob *b, char *dst);
+void ne_blob_write_buffers(const ne_blob *b, char *dst, _Atomic uint64_t *ready);
 void ne_blob_clear(ne_blob *b);
-PyObject *ne_blob_load(ne_state *st, const char *src, uint64_t len);
+PyObject *ne_blob_load(ne_state *st, const char *src, uint64_t len,
+                       const _Atomic uint64_t *ready);
+PyObject *ne_take_buffer(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* ------------------------------------------------------ process_pool.c */
 
@@ -268,6 +272,9 @@ typedef struct {
     uint64_t ticket;        /* names the task for withdraw() */
     uint64_t arena_offset;  /* its arguments' arena extent, if arena_length */
     uint64_t arena_length;
+    int streaming;          /* the parent is still copying its arguments in */
+    char *stream_dst;       /* where, while streaming */
+    int release_deferred;   /* released meanwhile: free it once the copy ends */
 } ne_record;
 
 struct ne_ppool {
@@ -297,6 +304,10 @@ struct ne_ppool {
     PyObject *broken;        /* str: why the pool is unusable, or NULL */
     int foreign;             /* this process is a fork of the pool's owner */
     int collector_state;     /* 0 not started, 1 running, 2 finished */
+    int collecting;          /* a thread is inside a collection round */
+    int nhelpers;            /* threads in result() collecting for themselves */
+    int finished;            /* processes stopped, region unmapped */
+    uint32_t batch[NE_RING]; /* the collection round's results */
     pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */
     pthread_cond_t ccond;
     ne_ppool *next;          /* link in st->ppools */
@@ -306,6 +317,7 @@ extern PyType_Spec ne_ppool_spec;
 void ne_ppool_publish(ne_ppool *p, uint32_t idx);
 int ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
                    ne_bridge *bridge, uint64_t ticket);
+void ne_ppool_stream(ne_ppool *p, uint32_t idx, ne_blob *blob);
 void ne_ppool_complete(ne_ppool *p, PyObject *future, ne_bridge *bridge,
                        PyObject *result, PyObject *error);
 void ne_ppool_release_slot(ne_ppool *p, uint32_t idx);
@@ -322,6 +334,7 @@ void ne_ppool_after_fork_child(ne_ppool *p, int quiet);
 
 int ne_collector_start(ne_ppool *p);
 int ne_collector_is_current(ne_ppool *p);
+int ne_collector_help(ne_ppool *p, PyObject *future, double timeout);
 
 /* ------------------------------------------------------------ zygote.c */
 

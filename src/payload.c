@@ -12,10 +12,17 @@
  * buffer_callback.  "Foreign" ones are the PickleBuffers pickle hands to
  * the buffer_callback (numpy arrays and the like).  Either way the buffer
  * is copied once, straight from the object into shared memory, and once
- * out of it into the object the reader rebuilds. */
+ * out of it into the object the reader rebuilds.
+ *
+ * A large payload can be read while it is still being written: the writer
+ * publishes the header and pickle stream first, then copies the buffers in
+ * chunks, advancing a `ready` counter the reader waits on.  The two copies
+ * then overlap instead of adding up. */
 #include "native_exec.h"
 
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #define PAYLOAD_MAGIC 0x4c50454eu  /* "NEPL" */
 #define OOB_MIN (64 * 1024)        /* smaller buffers stay in the pickle */
@@ -163,10 +170,16 @@ error:
     return -1;
 }
 
-/* Copy the encoded blob to dst (b->size bytes, 64-byte aligned).  Large
- * copies release the GIL: the buffers are held, so their memory stays. */
+uint64_t
+ne_blob_prefix_size(const ne_blob *b)
+{
+    return ne_align(sizeof(ne_payload_head) + 8 * (uint64_t)b->nviews)
+           + ne_align((uint64_t)PyBytes_GET_SIZE(b->inband));
+}
+
+/* Write the header and the pickle stream: all a reader needs to start. */
 void
-ne_blob_write(const ne_blob *b, char *dst)
+ne_blob_write_prefix(const ne_blob *b, char *dst)
 {
     Py_ssize_t nours = b->ours ? PyList_GET_SIZE(b->ours) : 0;
     ne_payload_head head = {
@@ -177,30 +190,142 @@ ne_blob_write(const ne_blob *b, char *dst)
     };
     memcpy(dst, &head, sizeof(head));
     uint64_t *lengths = (uint64_t *)(dst + sizeof(head));
-    uint64_t total = 0;
     for (Py_ssize_t i = 0; i < b->nviews; i++) {
         lengths[i] = (uint64_t)b->views[i].len;
-        total += (uint64_t)b->views[i].len;
     }
-    char *p = dst + ne_align(sizeof(head) + 8 * (uint64_t)b->nviews);
-    memcpy(p, PyBytes_AS_STRING(b->inband), head.inband);
-    p += ne_align(head.inband);
-    if (b->nviews == 0) {
-        return;
-    }
-    PyThreadState *ts = total >= GIL_FREE_COPY ? PyEval_SaveThread() : NULL;
+    memcpy(dst + ne_align(sizeof(head) + 8 * (uint64_t)b->nviews),
+           PyBytes_AS_STRING(b->inband), head.inband);
+}
+
+/* Copy the out-of-band buffers after the prefix, STREAM_CHUNK at a time,
+ * publishing in *ready how many bytes of the payload a reader may use.
+ * Touches no Python object: callable without the GIL. */
+void
+ne_blob_write_buffers(const ne_blob *b, char *dst, _Atomic uint64_t *ready)
+{
+    uint64_t at = ne_blob_prefix_size(b);
     for (Py_ssize_t i = 0; i < b->nviews; i++) {
-        memcpy(p, b->views[i].buf, (size_t)b->views[i].len);
-        p += ne_align((uint64_t)b->views[i].len);
-    }
-    if (ts != NULL) {
-        PyEval_RestoreThread(ts);
+        const char *src = b->views[i].buf;
+        uint64_t n = (uint64_t)b->views[i].len;
+        for (uint64_t done = 0; done < n;) {
+            uint64_t chunk = n - done < NE_STREAM_CHUNK ? n - done : NE_STREAM_CHUNK;
+            memcpy(dst + at + done, src + done, chunk);
+            done += chunk;
+            if (ready != NULL) {
+                atomic_store_explicit(ready, at + done, memory_order_release);
+            }
+        }
+        at += ne_align(n);
+        if (ready != NULL) {
+            atomic_store_explicit(ready, at, memory_order_release);
+        }
     }
 }
 
-/* Unpickle a payload of len bytes at src.  Returns a new reference. */
+/* The whole blob, then *ready (if given) covering all of it.  Large copies
+ * release the GIL: the buffers are held, so their memory stays. */
+void
+ne_blob_write(const ne_blob *b, char *dst, _Atomic uint64_t *ready)
+{
+    ne_blob_write_prefix(b, dst);
+    if (b->nviews > 0) {
+        PyThreadState *ts = b->size >= GIL_FREE_COPY ? PyEval_SaveThread() : NULL;
+        ne_blob_write_buffers(b, dst, NULL);
+        if (ts != NULL) {
+            PyEval_RestoreThread(ts);
+        }
+    }
+    if (ready != NULL) {
+        atomic_store_explicit(ready, b->size, memory_order_release);
+    }
+}
+
+/* Copy n bytes at offset `at` of a payload being streamed in, as *ready
+ * allows: the writer copies in on one core while this copies out on the
+ * other. */
+static void
+copy_streamed(char *dst, const char *payload, uint64_t at, uint64_t n,
+              const _Atomic uint64_t *ready)
+{
+    uint64_t done = 0;
+    unsigned idle = 0;
+    while (done < n) {
+        uint64_t avail = ready == NULL ? UINT64_MAX
+                                       : atomic_load_explicit(ready, memory_order_acquire);
+        if (avail <= at + done) {
+            /* the writer is a memcpy away; yield first, then nap */
+            if (++idle < 1000) {
+                sched_yield();
+            }
+            else {
+                struct timespec nap = {0, 20 * 1000};
+                nanosleep(&nap, NULL);
+            }
+            continue;
+        }
+        idle = 0;
+        uint64_t take = avail - (at + done);
+        if (take > n - done) {
+            take = n - done;
+        }
+        memcpy(dst + done, payload + at + done, take);
+        done += take;
+    }
+}
+
+/* The payload being loaded, for _take_buffer; nested loads stack. */
+typedef struct ne_loading {
+    const char *payload;
+    const uint64_t *lengths;
+    uint32_t nours;
+    uint64_t first;                 /* offset of buffer 0 */
+    const _Atomic uint64_t *ready;
+    struct ne_loading *outer;
+} ne_loading;
+
+static ne_loading *loading;  /* GIL */
+
+/* _take_buffer(index, mutable): buffer `index` of the payload being loaded,
+ * rebuilt as bytes (or bytearray), copied once out of shared memory. */
 PyObject *
-ne_blob_load(ne_state *st, const char *src, uint64_t len)
+ne_take_buffer(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || loading == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_take_buffer() is only called while native_exec loads a payload");
+        return NULL;
+    }
+    Py_ssize_t index = PyLong_AsSsize_t(args[0]);
+    int mutable = PyObject_IsTrue(args[1]);
+    if ((index == -1 && PyErr_Occurred()) || mutable < 0) {
+        return NULL;
+    }
+    if (index < 0 || (uint64_t)index >= loading->nours) {
+        PyErr_SetString(PyExc_ValueError, "native_exec: buffer index out of range");
+        return NULL;
+    }
+    uint64_t at = loading->first;
+    for (Py_ssize_t i = 0; i < index; i++) {
+        at += ne_align(loading->lengths[i]);
+    }
+    uint64_t n = loading->lengths[index];
+    PyObject *obj = mutable ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)n)
+                            : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (obj == NULL) {
+        return NULL;
+    }
+    char *dst = mutable ? PyByteArray_AS_STRING(obj) : PyBytes_AS_STRING(obj);
+    ne_loading *ctx = loading;
+    Py_BEGIN_ALLOW_THREADS
+    copy_streamed(dst, ctx->payload, at, n, ctx->ready);
+    Py_END_ALLOW_THREADS
+    return obj;
+}
+
+/* Unpickle a payload of len bytes at src.  ready: how much of it the
+ * writer has published, or NULL when it is all there.  New reference. */
+PyObject *
+ne_blob_load(ne_state *st, const char *src, uint64_t len, const _Atomic uint64_t *ready)
 {
     ne_payload_head head;
     if (len < sizeof(head)) {
@@ -212,57 +337,45 @@ ne_blob_load(ne_state *st, const char *src, uint64_t len)
         goto corrupt;
     }
     const uint64_t *lengths = (const uint64_t *)(src + sizeof(head));
-    uint64_t at = ne_align(sizeof(head) + 8 * n);
-    uint64_t inband_at = at;
-    if (head.inband > len || at > len - head.inband) {
+    uint64_t inband_at = ne_align(sizeof(head) + 8 * n);
+    if (head.inband > len || inband_at > len - head.inband) {
         goto corrupt;
     }
-    at += ne_align(head.inband);
-
-    PyObject *result = NULL, *ours = NULL, *foreign = NULL, *saved = NULL, *inband = NULL;
-    if (head.nours > 0 && (ours = PyList_New(head.nours)) == NULL) {
-        return NULL;
-    }
-    if (head.nforeign > 0 && (foreign = PyList_New(head.nforeign)) == NULL) {
-        goto done;
-    }
+    uint64_t first = inband_at + ne_align(head.inband), at = first;
     for (uint64_t i = 0; i < n; i++) {
         if (lengths[i] > len || at > len - lengths[i]) {
-            PyErr_SetString(PyExc_ValueError, "native_exec: corrupt payload in shared memory");
-            goto done;
-        }
-        PyObject *item;
-        if (i < head.nours) {
-            /* read in place: the OutOfBand rebuilder copies it out */
-            item = PyMemoryView_FromMemory((char *)src + at, (Py_ssize_t)lengths[i], PyBUF_READ);
-        }
-        else {
-            /* handed to foreign reconstructors, which may keep it: owned */
-            item = PyByteArray_FromStringAndSize(src + at, (Py_ssize_t)lengths[i]);
-        }
-        if (item == NULL) {
-            goto done;
-        }
-        if (i < head.nours) {
-            PyList_SET_ITEM(ours, (Py_ssize_t)i, item);
-        }
-        else {
-            PyList_SET_ITEM(foreign, (Py_ssize_t)(i - head.nours), item);
+            goto corrupt;
         }
         at += ne_align(lengths[i]);
     }
-    inband = PyMemoryView_FromMemory((char *)src + inband_at, (Py_ssize_t)head.inband, PyBUF_READ);
+
+    PyObject *result = NULL, *foreign = NULL, *inband = NULL;
+    if (head.nforeign > 0) {
+        /* handed to foreign reconstructors, which may keep them: owned copies */
+        foreign = PyList_New(head.nforeign);
+        if (foreign == NULL) {
+            return NULL;
+        }
+        at = first;
+        for (uint64_t i = 0; i < n; i++) {
+            if (i >= head.nours) {
+                PyObject *copy = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)lengths[i]);
+                if (copy == NULL) {
+                    goto done;
+                }
+                copy_streamed(PyByteArray_AS_STRING(copy), src, at, lengths[i], ready);
+                PyList_SET_ITEM(foreign, (Py_ssize_t)(i - head.nours), copy);
+            }
+            at += ne_align(lengths[i]);
+        }
+    }
+    inband = PyMemoryView_FromMemory((char *)src + inband_at, (Py_ssize_t)head.inband,
+                                     PyBUF_READ);
     if (inband == NULL) {
         goto done;
     }
-    if (ours != NULL) {
-        /* the rebuilders find this payload's buffers here; a nested load
-         * (a reconstructor that itself loads) restores the outer ones */
-        saved = PyObject_GetAttr(st->serialize, st->s_incoming);
-        if (saved == NULL || PyObject_SetAttr(st->serialize, st->s_incoming, ours) < 0) {
-            goto done;
-        }
-    }
+    ne_loading ctx = {src, lengths, head.nours, first, ready, loading};
+    loading = &ctx;
     if (foreign != NULL) {
         PyObject *stack[3] = {NULL, inband, foreign};
         result = PyObject_Vectorcall(st->pickle_loads, stack + 1,
@@ -271,19 +384,9 @@ ne_blob_load(ne_state *st, const char *src, uint64_t len)
     else {
         result = PyObject_CallOneArg(st->pickle_loads, inband);
     }
-    if (saved != NULL) {
-        PyObject *exc = PyErr_GetRaisedException();
-        if (PyObject_SetAttr(st->serialize, st->s_incoming, saved) < 0) {
-            PyErr_WriteUnraisable(st->serialize);
-        }
-        if (exc != NULL) {
-            PyErr_SetRaisedException(exc);
-        }
-    }
+    loading = ctx.outer;
 done:
-    Py_XDECREF(saved);
     Py_XDECREF(inband);
-    Py_XDECREF(ours);
     Py_XDECREF(foreign);
     return result;
 

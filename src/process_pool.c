@@ -75,18 +75,27 @@ complete_with_current_error(ne_ppool *p, PyObject *future, ne_bridge *bridge)
     Py_XDECREF(exc);
 }
 
+/* Give slot idx back to the free list, with its argument space. */
+static void
+recycle_slot(ne_ppool *p, uint32_t idx)
+{
+    ne_record *rec = &p->records[idx];
+    if (rec->arena_length != 0) {
+        ne_arena_free(&p->arena, rec->arena_offset, rec->arena_length);
+        rec->arena_length = 0;
+    }
+    p->free_slots[p->nfree++] = idx;
+}
+
 /* Free a slot: its record, its argument space; unlink named payloads a
- * dead reader left behind. */
+ * dead reader left behind.  While the parent is still streaming arguments
+ * into it, the space and the slot are recycled when the copy ends. */
 void
 ne_ppool_release_slot(ne_ppool *p, uint32_t idx)
 {
     ne_record *rec = &p->records[idx];
     Py_CLEAR(rec->future);
     Py_CLEAR(rec->bridge);
-    if (rec->arena_length != 0) {
-        ne_arena_free(&p->arena, rec->arena_offset, rec->arena_length);
-        rec->arena_length = 0;
-    }
     ne_slot *s = &p->region.slots[idx];
     if (s->args.kind == SPAN_NAMED) {
         ne_named_unlink(s->args.name);
@@ -96,11 +105,18 @@ ne_ppool_release_slot(ne_ppool *p, uint32_t idx)
     }
     s->args.kind = s->result.kind = SPAN_NONE;
     atomic_store(&s->state, SLOT_FREE);
-    p->free_slots[p->nfree++] = idx;
+    if (rec->streaming) {
+        rec->release_deferred = 1;
+        return;
+    }
+    recycle_slot(p, idx);
 }
 
-/* Copy a pickled task into slot idx and record it.  Consumes blob.  -1
- * with an exception when there is no room anywhere. */
+/* Copy a pickled task into slot idx and record it.  Large payloads with
+ * buffers get only their prefix written here: the caller publishes the
+ * slot, then ne_ppool_stream copies the rest while a worker reads.
+ * Consumes blob unless streaming.  -1 with an exception when there is no
+ * room anywhere. */
 int
 ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
                ne_bridge *bridge, uint64_t ticket)
@@ -137,12 +153,45 @@ ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
     rec->future = Py_NewRef(future);
     rec->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);
     rec->ticket = ticket;
-    ne_blob_write(blob, dst);
+    if (blob->nviews > 0 && blob->size >= NE_STREAM_MIN) {
+        ne_blob_write_prefix(blob, dst);
+        atomic_store(&s->args_ready, ne_blob_prefix_size(blob));
+        rec->streaming = 1;
+        rec->stream_dst = dst;
+        return 0;
+    }
+    ne_blob_write(blob, dst, &s->args_ready);
     if (s->args.kind == SPAN_NAMED) {
         ne_named_release(dst, blob->size);
     }
     ne_blob_clear(blob);
     return 0;
+}
+
+/* After publishing a streaming slot: copy its buffers in, GIL released,
+ * while the worker that claimed it copies them out.  Consumes blob. */
+void
+ne_ppool_stream(ne_ppool *p, uint32_t idx, ne_blob *blob)
+{
+    ne_record *rec = &p->records[idx];
+    ne_slot *s = &p->region.slots[idx];
+    char *dst = rec->stream_dst;
+    int named = s->args.kind == SPAN_NAMED;
+    uint64_t size = blob->size;
+    Py_BEGIN_ALLOW_THREADS
+    ne_blob_write_buffers(blob, dst, &s->args_ready);
+    Py_END_ALLOW_THREADS
+    if (named) {
+        ne_named_release(dst, size);
+    }
+    ne_blob_clear(blob);
+    rec->streaming = 0;
+    rec->stream_dst = NULL;
+    if (rec->release_deferred) {
+        rec->release_deferred = 0;
+        recycle_slot(p, idx);
+        ne_futex_ring(&p->region.shm->collector_seq, 1);
+    }
 }
 
 /* lock held: rebuild the ready ring from its READY entries, once stale
@@ -151,10 +200,9 @@ static void
 compact_ready_ring(ne_ppool *p)
 {
     ne_shm *shm = p->region.shm;
-    static unsigned char seen[NE_SLOTS];
+    unsigned char seen[NE_SLOTS] = {0};
     uint32_t live[NE_SLOTS];
     uint32_t n = 0;
-    memset(seen, 0, sizeof(seen));
     for (uint64_t i = shm->ready_head; i != shm->ready_tail; i++) {
         uint32_t idx = shm->ready[i % NE_RING];
         if (atomic_load(&p->region.slots[idx].state) == SLOT_READY && !seen[idx]) {
@@ -205,6 +253,9 @@ ne_ppool_refill(ne_ppool *p)
         uint32_t idx = p->free_slots[--p->nfree];
         if (ne_ppool_place(p, idx, &t->blob, t->future, t->bridge, t->ticket) == 0) {
             ne_ppool_publish(p, idx);
+            if (p->records[idx].streaming) {
+                ne_ppool_stream(p, idx, &t->blob);
+            }
         }
         else {
             p->free_slots[p->nfree++] = idx;
@@ -415,6 +466,9 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
             return 0;
         }
         ne_ppool_publish(p, idx);
+        if (p->records[idx].streaming) {
+            ne_ppool_stream(p, idx, &blob);
+        }
     }
     else {
         ne_pending *t = PyMem_Calloc(1, sizeof(ne_pending));
@@ -939,12 +993,42 @@ ppool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     return ne_ppool_run((ne_ppool *)self, args, nargs, kwnames);
 }
 
+PyDoc_STRVAR(ppool_help_doc,
+"_collect_until_done($self, future, timeout, /)\n--\n\n"
+"Called by ProcessFuture.result() before it blocks: collect results in the\n"
+"calling thread until future is done or timeout (None: no limit) passes.");
+
+static PyObject *
+ppool_help(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_collect_until_done(future, timeout)");
+        return NULL;
+    }
+    double timeout = -1;
+    if (args[1] != Py_None) {
+        timeout = PyFloat_AsDouble(args[1]);
+        if (timeout == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (timeout < 0) {
+            timeout = 0;
+        }
+    }
+    if (ne_collector_help((ne_ppool *)self, args[0], timeout) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef ppool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))ppool_submit,
      METH_FASTCALL | METH_KEYWORDS, ppool_submit_doc},
     {"run", (PyCFunction)(void (*)(void))ppool_run,
      METH_FASTCALL | METH_KEYWORDS, ppool_run_doc},
     {"_withdraw", ppool_withdraw, METH_O, ppool_withdraw_doc},
+    {"_collect_until_done", (PyCFunction)(void (*)(void))ppool_help, METH_FASTCALL,
+     ppool_help_doc},
     {"shutdown", (PyCFunction)(void (*)(void))ppool_shutdown,
      METH_VARARGS | METH_KEYWORDS, ppool_shutdown_doc},
     {"stats", ppool_stats, METH_NOARGS, ppool_stats_doc},

@@ -38,6 +38,8 @@
 #define NE_ARENA_MAX (1ULL << 30)         /* virtual size of the argument arena */
 #define NE_WINDOW_MAX (256ULL << 20)      /* virtual size of each result window */
 #define NE_NAME_MAX 64
+#define NE_STREAM_MIN (4ULL << 20)        /* payloads this big are read as they are written */
+#define NE_STREAM_CHUNK (1ULL << 20)
 
 enum { SLOT_FREE = 0, SLOT_READY, SLOT_RUNNING, SLOT_DONE };
 enum { SPAN_NONE = 0, SPAN_INLINE, SPAN_ARENA, SPAN_WINDOW, SPAN_NAMED };
@@ -59,6 +61,7 @@ typedef struct {
     uint32_t is_error;                    /* result is a pickled exception */
     uint32_t pad;
     ne_span args;                         /* pickled (fn, args, kwargs) */
+    _Atomic uint64_t args_ready;          /* bytes of args written so far */
     ne_span result;
     unsigned char args_inline[NE_INLINE];
     unsigned char result_inline[NE_INLINE];
