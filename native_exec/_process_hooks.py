@@ -113,6 +113,12 @@ def default_process_pool() -> Any:
 
 def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any, ...]) -> bool:
     """Run the pool's initializer; False (and the pool breaks) if it raised."""
+    # A pool created inside a running event loop forks with that loop marked
+    # running in this thread (3.12+ resets it at fork; older versions not):
+    # a task must be free to call asyncio.run().
+    import asyncio.events
+
+    asyncio.events._set_running_loop(None)
     if initializer is not None:
         try:
             initializer(*initargs)

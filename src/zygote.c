@@ -97,6 +97,14 @@ zygote_main(ne_ppool *p)
     ne_shm *shm = p->region.shm;
     zygote_shm = shm;
     prctl(PR_SET_NAME, "ne-zygote", 0, 0, 0);
+    /* An inherited signal wake-up fd is the owner's event loop's: a signal
+     * caught here or in a worker must not run the owner's handlers. */
+    PyObject *signal_module = PyImport_ImportModule("signal");
+    PyObject *r = signal_module == NULL ? NULL
+                  : PyObject_CallMethod(signal_module, "set_wakeup_fd", "i", -1);
+    Py_XDECREF(r);
+    Py_XDECREF(signal_module);
+    PyErr_Clear();
 
     /* Ctrl-C goes to the whole foreground process group; it is the owner's
      * to handle, and the zygote must not die of it.  Workers unblock it. */
