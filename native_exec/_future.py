@@ -51,12 +51,12 @@ class NativeFuture(asyncio.Future):  # type: ignore[type-arg]
             self.cancel()
 
 
-async def deferred_run(pool: Any, func: Callable[..., _T], args: Tuple[Any, ...],
-                       kwargs: Dict[str, Any]) -> _T:
+async def deferred_run(runner: Callable[..., Any], func: Callable[..., _T],
+                       args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> _T:
     """What ``to_thread`` returns when no event loop is running yet.
 
     ``asyncio.run(to_thread(f))`` evaluates ``to_thread(f)`` before the loop
     exists; like ``asyncio.to_thread``, the call is then scheduled (and the
     context copied) when the coroutine first runs.
     """
-    return await pool.run(func, *args, **kwargs)
+    return await runner(func, *args, **kwargs)

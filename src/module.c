@@ -70,7 +70,7 @@ to_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *k
             Py_DECREF(pool);  /* another thread made one while we ran Python */
         }
     }
-    return ne_pool_run(st->default_pool, args, nargs, kwnames);
+    return ne_pool_run(st->default_pool, args, nargs, kwnames, 1);
 }
 
 PyDoc_STRVAR(default_pool_doc,
@@ -276,6 +276,10 @@ module_exec(PyObject *module)
         || intern_into(&st->s_ne_ticket, "_ne_ticket") < 0) {
         return -1;
     }
+    st->to_thread = PyObject_GetAttrString(module, "to_thread");
+    if (st->to_thread == NULL) {
+        return -1;
+    }
     st->kw_loop = Py_BuildValue("(s)", "loop");
     st->kw_buffer_callback = Py_BuildValue("(s)", "buffer_callback");
     st->kw_buffers = Py_BuildValue("(s)", "buffers");
@@ -299,6 +303,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->get_running_loop);
     Py_VISIT(st->NativeFuture);
     Py_VISIT(st->deferred_run);
+    Py_VISIT(st->to_thread);
     Py_VISIT(st->ConcurrentFuture);
     Py_VISIT(st->BrokenThreadPool);
     Py_VISIT(st->ProcessFuture);
@@ -342,6 +347,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->get_running_loop);
     Py_CLEAR(st->NativeFuture);
     Py_CLEAR(st->deferred_run);
+    Py_CLEAR(st->to_thread);
     Py_CLEAR(st->ConcurrentFuture);
     Py_CLEAR(st->BrokenThreadPool);
     Py_CLEAR(st->ProcessFuture);

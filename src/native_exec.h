@@ -49,6 +49,7 @@ struct ne_state {
     PyObject *get_running_loop;      /* asyncio.get_running_loop */
     PyObject *NativeFuture;          /* native_exec._future.NativeFuture */
     PyObject *deferred_run;          /* native_exec._future.deferred_run */
+    PyObject *to_thread;             /* this module's to_thread */
     PyObject *ConcurrentFuture;      /* concurrent.futures.Future */
     PyObject *BrokenThreadPool;      /* concurrent.futures.thread.BrokenThreadPool */
     PyObject *ProcessFuture;         /* native_exec._process_hooks.ProcessFuture */
@@ -216,9 +217,9 @@ struct ne_pool {
 };
 
 extern PyType_Spec ne_pool_spec;
-int ne_pool_push(ne_pool *p, ne_task *t);
+int ne_pool_push(ne_pool *p, ne_task *t, int elastic);
 PyObject *ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs,
-                      PyObject *kwnames);
+                      PyObject *kwnames, int elastic);
 int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
 void ne_pool_break(ne_pool *p);
 void ne_pool_before_fork(ne_pool *p);

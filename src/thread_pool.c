@@ -55,10 +55,13 @@ broken_error(ne_state *st)
     return PyObject_CallFunction(st->BrokenThreadPool, "s", BROKEN_MESSAGE);
 }
 
-/* Queue t and make sure a worker will take it.  On -1 (an exception set)
- * t was not queued and still belongs to the caller. */
+/* Queue t and make sure a worker will take it.  elastic: a call made from
+ * one of this pool's own workers may start a worker beyond max_workers
+ * (it retires once idle), so that a worker waiting on its own nested call
+ * cannot starve it.  On -1 (an exception set) t was not queued and still
+ * belongs to the caller. */
 int
-ne_pool_push(ne_pool *p, ne_task *t)
+ne_pool_push(ne_pool *p, ne_task *t, int elastic)
 {
     const char *refusal = NULL;
     int spawn = 0;
@@ -80,7 +83,7 @@ ne_pool_push(ne_pool *p, ne_task *t)
             p->nwoken++;
             pthread_cond_signal(&p->work);
         }
-        else if (p->nthreads < p->max_workers) {
+        else if (p->nthreads < p->max_workers || (elastic && ne_worker_is_current(p))) {
             p->nthreads++;
             index = p->nspawned++;
             spawn = 1;
@@ -390,7 +393,7 @@ pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_DECREF(fut);
         return NULL;
     }
-    if (ne_pool_push(p, t) < 0) {
+    if (ne_pool_push(p, t, 0) < 0) {
         ne_task_free(t);
         Py_DECREF(fut);
         return NULL;
@@ -398,9 +401,11 @@ pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return fut;
 }
 
-/* A coroutine that calls pool.run(func, *args, **kwargs) once it runs. */
+/* A coroutine that calls runner(func, *args, **kwargs) once it runs:
+ * pool.run, or to_thread itself for the (elastic) default pool. */
 static PyObject *
-deferred_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+deferred_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+             int elastic)
 {
     PyObject *call_args = NULL, *call_kwargs = NULL, *coro = NULL;
     call_args = PyTuple_New(nargs - 1);
@@ -420,8 +425,13 @@ deferred_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
             goto done;
         }
     }
-    coro = PyObject_CallFunctionObjArgs(p->st->deferred_run, (PyObject *)p, args[0],
-                                        call_args, call_kwargs, NULL);
+    PyObject *runner = elastic ? Py_NewRef(p->st->to_thread)
+                               : PyObject_GetAttrString((PyObject *)p, "run");
+    if (runner != NULL) {
+        coro = PyObject_CallFunctionObjArgs(p->st->deferred_run, runner, args[0],
+                                            call_args, call_kwargs, NULL);
+        Py_DECREF(runner);
+    }
 done:
     Py_XDECREF(call_args);
     Py_XDECREF(call_kwargs);
@@ -429,9 +439,12 @@ done:
 }
 
 /* Schedule a call whose result an asyncio future of the running loop will
- * carry; the context is copied as asyncio.to_thread does. */
+ * carry; the context is copied as asyncio.to_thread does.  elastic: see
+ * ne_pool_push (to_thread: with the stdlib, a loop run inside a worker has
+ * an executor of its own). */
 PyObject *
-ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+            int elastic)
 {
     ne_state *st = p->st;
     if (nargs < 1) {
@@ -450,7 +463,7 @@ ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
         /* No running loop yet, as in asyncio.run(to_thread(f)): behave as
          * asyncio.to_thread, a coroutine that schedules the call when run. */
         PyErr_Clear();
-        return deferred_run(p, args, nargs, kwnames);
+        return deferred_run(p, args, nargs, kwnames, elastic);
     }
     PyObject *stack[2] = {NULL, loop};
     fut = PyObject_Vectorcall(st->NativeFuture, stack + 1,
@@ -467,7 +480,7 @@ ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
         goto error;
     }
     t = ne_task_new(args[0], args + 1, nargs - 1, kwnames, context, fut, bridge);
-    if (t == NULL || ne_pool_push(p, t) < 0) {
+    if (t == NULL || ne_pool_push(p, t, elastic) < 0) {
         goto error;
     }
     Py_DECREF(context);
@@ -494,7 +507,7 @@ PyDoc_STRVAR(pool_run_doc,
 static PyObject *
 pool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return ne_pool_run((ne_pool *)self, args, nargs, kwnames);
+    return ne_pool_run((ne_pool *)self, args, nargs, kwnames, 0);
 }
 
 PyDoc_STRVAR(pool_shutdown_doc,

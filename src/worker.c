@@ -52,7 +52,8 @@ serve(ne_worker *w)
     for (;;) {
         ne_task *t = take(p, w);
         if (t == NULL) {
-            if (p->shutdown || p->broken) {
+            /* extra workers started for nested calls retire once idle */
+            if (p->shutdown || p->broken || p->nthreads > p->max_workers) {
                 break;
             }
             p->nidle++;
