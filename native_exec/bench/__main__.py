@@ -11,7 +11,7 @@ import datetime
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from . import machine, registry, report
 from .progress import Progress

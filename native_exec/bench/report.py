@@ -80,7 +80,8 @@ def render_table(results: Sequence[Result], info: Dict[str, Any],
                                        "" if settings["warmup"] == 1 else "s",
                                        settings["scale"], ", quick" if settings["quick"] else ""))
     lines.append("Times are per task (median run time / tasks). "
-                 "ratio = stdlib / native: above 1× native_exec is faster.")
+                 "ratio = stdlib / native: above 1× native_exec is faster;")
+    lines.append("range = lowest and highest stdlib/native of single rounds.")
     lines.append("")
 
     header = ["scenario", "tasks", "stdlib/task", "native/task",
