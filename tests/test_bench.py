@@ -149,6 +149,8 @@ def test_list():
 
 def test_plot(tmp_path):
     pytest.importorskip("matplotlib")
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("matplotlib's C++ extension aborts under a preloaded AddressSanitizer")
     png = tmp_path / "ratio.png"
     proc = run_bench("--only", "gather_noop", "--scale", TINY, "--repeats", "1",
                      "--warmup", "0", "--plot", str(png), "--no-progress")
