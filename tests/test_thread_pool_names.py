@@ -54,6 +54,23 @@ def test_current_thread_is_a_registered_thread(make_pool):
     assert pool.submit(look).result(timeout=WAIT) == ("reg_0", True, True, True, True, False)
 
 
+def test_worker_thread_objects_can_be_joined(make_pool, gate):
+    # The Thread object a worker sees as current_thread() is a thread like
+    # any other to the rest of the program: joinable with a timeout while it
+    # works, not alive once the pool has shut down.
+    pool = make_pool(1, thread_name_prefix="joinable")
+    fut = pool.submit(lambda: (threading.current_thread(), gate.block()))
+    gate.wait_started(1)
+    worker = [t for t in threading.enumerate() if t.name == "joinable_0"][0]
+    worker.join(timeout=0.01)
+    assert worker.is_alive()
+    gate.open()
+    assert fut.result(timeout=WAIT)[0] is worker
+    pool.shutdown(wait=True)
+    worker.join(timeout=WAIT)
+    assert not worker.is_alive()
+
+
 def test_names_are_stable_for_a_worker(make_pool):
     pool = make_pool(1, thread_name_prefix="stable")
     names = {pool.submit(lambda: threading.current_thread().name).result(timeout=WAIT)

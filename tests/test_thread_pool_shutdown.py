@@ -175,3 +175,32 @@ def test_dropping_the_executor_finishes_its_work(impl, gate):
     assert [f.result(timeout=WAIT) for f in futs] == [0, 1, 2]
     wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith(prefix)],
                "the workers of the dropped executor to exit")
+
+
+def test_submits_racing_a_shutdown_either_run_or_are_refused(make_pool):
+    # Threads keep submitting while the pool shuts down: each submit either
+    # raises RuntimeError or returns a future that completes.
+    pool = make_pool(2)
+    accepted, refused = [], []
+    go = threading.Event()
+
+    def submitter():
+        go.wait(WAIT)
+        for i in range(10_000_000):  # until refused
+            try:
+                accepted.append(pool.submit(abs, -i))
+            except RuntimeError:
+                refused.append(i)
+                return
+
+    threads = [threading.Thread(target=submitter) for _ in range(4)]
+    for t in threads:
+        t.start()
+    go.set()
+    wait_until(lambda: len(accepted) >= 100, "some submits to be accepted")
+    pool.shutdown(wait=True)
+    for t in threads:
+        t.join(WAIT)
+    assert len(refused) == len(threads)
+    assert all(f.done() for f in accepted)
+    assert all(f.result() == abs(f.result()) for f in accepted)

@@ -116,3 +116,22 @@ def test_submit_from_a_worker(make_pool):
         return pool.submit(abs, -5).result(timeout=WAIT) * 2
 
     assert pool.submit(outer).result(timeout=WAIT) == 10
+
+
+def test_submits_from_many_threads_at_once(make_pool):
+    pool = make_pool(3)
+    n_threads, per_thread = 8, 500
+    barrier = threading.Barrier(n_threads, timeout=WAIT)
+    results = {}
+
+    def submitter(k):
+        barrier.wait()
+        futs = [pool.submit(divmod, k * per_thread + i, per_thread) for i in range(per_thread)]
+        results[k] = [f.result(timeout=WAIT) for f in futs]
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT * 2)
+    assert results == {k: [(k, i) for i in range(per_thread)] for k in range(n_threads)}

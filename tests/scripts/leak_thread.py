@@ -1,8 +1,8 @@
 """Memory across many to_thread and submit calls.
 
-    python leak_thread.py IMPL [N]
+    python leak_thread.py IMPL [N [WARMUP]]
 
-Warms up, then makes N to_thread calls (awaited in gather batches) and N
+Warms up with WARMUP calls of each kind (twice), then makes N to_thread calls (awaited in gather batches) and N
 submit calls (waited for in batches), and prints as JSON the count of
 gc-tracked objects and the RSS after the warm-up and after each phase.
 """
@@ -18,6 +18,7 @@ from impls import select
 
 impl = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+WARMUP = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
 BATCH = 1000
 to_thread, ThreadPoolExecutor = select(impl)
 process = psutil.Process()
@@ -59,8 +60,8 @@ def to_thread_in_loop(n):
 
 # Warm-up: every code path at full size, so caches and free lists settle.
 for _ in range(2):
-    to_thread_in_loop(10_000)
-    submit_phase(pool, 10_000)
+    to_thread_in_loop(WARMUP)
+    submit_phase(pool, WARMUP)
 
 out = {"impl": impl, "n": N, "after_warmup": measure()}
 to_thread_in_loop(N)
