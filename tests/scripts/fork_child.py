@@ -26,19 +26,26 @@ DEADLINE = 20.0
 
 
 def fail(message):
+    # os._exit: a process whose pools are wedged could not exit normally.
     print(f"FAIL: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    os._exit(1)
 
 
 def reap(pid, deadline=DEADLINE):
-    """The child's exit status; kills it and fails if it hangs."""
+    """The child's exit status.  A child that hangs gets SIGABRT (its
+    faulthandler, inherited, prints its stacks), then SIGKILL, and fails."""
     end = time.monotonic() + deadline
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGABRT)
+            time.sleep(2)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             os.waitpid(pid, 0)
             fail(f"child {pid} hung after fork ({mode})")
         time.sleep(0.005)
