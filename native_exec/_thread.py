@@ -83,9 +83,9 @@ class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
 
 
 def _register_hooks() -> None:
-    os.register_at_fork(before=_native._before_fork,
-                        after_in_parent=_native._after_fork_parent,
-                        after_in_child=_native._after_fork_child)
+    # The pools' own locks are handled by pthread_atfork handlers in C;
+    # this completes, with the GIL, the futures the parent's workers held.
+    os.register_at_fork(after_in_child=_native._after_fork_child)
     # Runs before threading joins its threads, as concurrent.futures' own
     # exit hook: submitted work finishes, then workers leave cleanly before
     # the interpreter is finalised.

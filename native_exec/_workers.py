@@ -49,6 +49,25 @@ def leave_worker() -> None:
         threading._active.pop(threading.get_ident(), None)  # type: ignore[attr-defined]
 
 
+def settle_inherited(future: Any, exc: Optional[BaseException]) -> None:
+    """In a forked child: fail (or, exc None, cancel) a future the parent's
+    pool held.  A thread that does not exist here may have held its lock at
+    the fork; then it is left as it is rather than wait forever (the stdlib
+    pool leaves all of them so)."""
+    condition = future._condition
+    if future._waiters or not condition.acquire(blocking=False):
+        return
+    try:
+        if future.done():
+            return
+        if exc is None:
+            future.cancel()
+        else:
+            future.set_exception(exc)
+    finally:
+        condition.release()
+
+
 def default_pool() -> Any:
     """The pool behind ``native_exec.to_thread``, made on its first call."""
     from ._native import ThreadPool

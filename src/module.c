@@ -21,15 +21,9 @@ state_of(PyObject *module)
 static PyObject *
 snapshot_pools(ne_state *st)
 {
-    PyObject *list = PyList_New(0);
+    PyObject *list = ne_pool_snapshot();
     if (list == NULL) {
         return NULL;
-    }
-    for (ne_pool *p = st->pools; p != NULL; p = p->next) {
-        if (PyList_Append(list, (PyObject *)p) < 0) {
-            Py_DECREF(list);
-            return NULL;
-        }
     }
     for (ne_ppool *p = st->ppools; p != NULL; p = p->next) {
         if (PyList_Append(list, (PyObject *)p) < 0) {
@@ -143,27 +137,10 @@ shutdown_all(PyObject *module, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(before_fork_doc, "_before_fork($module, /)\n--\n\nos.register_at_fork(before=...) hook.");
-PyDoc_STRVAR(after_fork_parent_doc, "_after_fork_parent($module, /)\n--\n\nos.register_at_fork(after_in_parent=...) hook.");
-PyDoc_STRVAR(after_fork_child_doc, "_after_fork_child($module, /)\n--\n\nos.register_at_fork(after_in_child=...) hook.");
-
-static PyObject *
-before_fork(PyObject *module, PyObject *Py_UNUSED(ignored))
-{
-    for (ne_pool *p = state_of(module)->pools; p != NULL; p = p->next) {
-        ne_pool_before_fork(p);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-after_fork_parent(PyObject *module, PyObject *Py_UNUSED(ignored))
-{
-    for (ne_pool *p = state_of(module)->pools; p != NULL; p = p->next) {
-        ne_pool_after_fork_parent(p);
-    }
-    Py_RETURN_NONE;
-}
+PyDoc_STRVAR(after_fork_child_doc,
+"_after_fork_child($module, /)\n--\n\n"
+"os.register_at_fork(after_in_child=...) hook: complete what the parent's\n"
+"workers and queues held (pthread_atfork handlers did the rest).");
 
 static PyObject *
 after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
@@ -201,8 +178,6 @@ static PyMethodDef module_methods[] = {
     {"_take_buffer", (PyCFunction)(void (*)(void))ne_take_buffer, METH_FASTCALL,
      "_take_buffer(index, mutable, /)\n--\n\nRebuild out-of-band buffer index of the payload being unpickled."},
     {"_shutdown_all", shutdown_all, METH_NOARGS, shutdown_all_doc},
-    {"_before_fork", before_fork, METH_NOARGS, before_fork_doc},
-    {"_after_fork_parent", after_fork_parent, METH_NOARGS, after_fork_parent_doc},
     {"_after_fork_child", after_fork_child, METH_NOARGS, after_fork_child_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -231,6 +206,9 @@ static int
 module_exec(PyObject *module)
 {
     ne_state *st = state_of(module);
+    if (ne_pool_install_fork_handlers() < 0) {
+        return -1;
+    }
     st->ThreadPoolType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ne_pool_spec, NULL);
     if (st->ThreadPoolType == NULL
         || PyModule_AddObjectRef(module, "ThreadPool", (PyObject *)st->ThreadPoolType) < 0) {
@@ -252,6 +230,7 @@ module_exec(PyObject *module)
         || (st->deferred_run = import_attr("native_exec._future", "deferred_run")) == NULL
         || (st->enter_worker = import_attr("native_exec._workers", "enter_worker")) == NULL
         || (st->leave_worker = import_attr("native_exec._workers", "leave_worker")) == NULL
+        || (st->settle_inherited = import_attr("native_exec._workers", "settle_inherited")) == NULL
         || (st->default_pool_factory = import_attr("native_exec._workers", "default_pool")) == NULL
         || (st->BrokenProcessPool = import_attr("concurrent.futures.process", "BrokenProcessPool")) == NULL
         || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
@@ -322,6 +301,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->s_ne_ticket);
     Py_VISIT(st->enter_worker);
     Py_VISIT(st->leave_worker);
+    Py_VISIT(st->settle_inherited);
     Py_VISIT(st->default_pool_factory);
     Py_VISIT(st->default_ppool_factory);
     Py_VISIT(st->s_set_result);
@@ -366,6 +346,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->s_ne_ticket);
     Py_CLEAR(st->enter_worker);
     Py_CLEAR(st->leave_worker);
+    Py_CLEAR(st->settle_inherited);
     Py_CLEAR(st->default_pool_factory);
     Py_CLEAR(st->default_ppool_factory);
     Py_CLEAR(st->s_set_result);

@@ -16,7 +16,9 @@
  *
  * Locking, in one place:
  *   - The GIL protects every PyObject, the module state, each Bridge and the
- *     lists of live pools and bridges.
+ *     lists of live process pools and bridges.
+ *   - A process-wide registry lock (thread_pool.c) protects the list of live
+ *     thread pools, which fork handlers walk without the GIL.
  *   - ne_pool.mutex protects the pool's queue and thread counters (fields
  *     marked "mutex" below).  It is taken with or without the GIL, but no
  *     thread ever waits for the GIL while holding it, so the two cannot
@@ -68,6 +70,7 @@ struct ne_state {
     PyObject *s_ne_ticket;
     PyObject *enter_worker;          /* native_exec._workers.enter_worker */
     PyObject *leave_worker;          /* native_exec._workers.leave_worker */
+    PyObject *settle_inherited;      /* native_exec._workers.settle_inherited */
     PyObject *default_pool_factory;  /* native_exec._workers.default_pool */
     PyObject *default_ppool_factory; /* native_exec._process_hooks.default_process_pool */
 
@@ -84,7 +87,6 @@ struct ne_state {
     /* GIL */
     ne_pool *default_pool;           /* strong; created by the first to_thread */
     ne_ppool *default_ppool;         /* strong; created by the first to_process */
-    ne_pool *pools;                  /* borrowed; every live pool, for fork and exit */
     ne_bridge *bridges;              /* borrowed; every live bridge */
     ne_ppool *ppools;                /* borrowed; every live process pool */
     int exiting;                     /* interpreter is shutting down: no new work */
@@ -183,6 +185,8 @@ struct ne_worker {
     ne_worker *next;        /* mutex: link in pool->workers */
     ne_pool *pool;          /* strong; released by the worker as it exits */
     ne_task *current;       /* mutex: taken from the queue, not yet finished */
+    unsigned long index;    /* mutex: the lowest not used by a live worker */
+    int returning;          /* mutex: finished a task, about to look at the queue */
     PyObject *name;         /* str: threading name, f"{prefix}_{index}" */
     char os_name[16];       /* the same, cut to the 15 bytes Linux keeps */
 };
@@ -200,9 +204,9 @@ struct ne_pool {
     int nthreads;            /* workers started and not yet gone */
     int nidle;               /* workers waiting on `work` */
     int nwoken;              /* signals sent that no worker has consumed yet */
+    int nreturning;          /* workers with `returning` set */
     int shutdown;
     int broken;              /* an initializer failed; the pool refuses work */
-    unsigned long nspawned;  /* workers ever started; names the next one */
     ne_worker *workers;
 
     /* set at creation, then read-only */
@@ -212,8 +216,11 @@ struct ne_pool {
     PyObject *initargs;      /* tuple */
 
     /* GIL */
-    ne_pool *next;           /* link in st->pools */
-    int fork_locked;         /* mutex taken by the before-fork hook */
+    ne_pool *next;           /* registry lock: link in the registry */
+
+    /* what a fork left in the child, for the Python-level hook (GIL) */
+    ne_worker *forked_workers;
+    ne_task *forked_tasks;
 };
 
 extern PyType_Spec ne_pool_spec;
@@ -222,14 +229,14 @@ PyObject *ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames, int elastic);
 int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
 void ne_pool_break(ne_pool *p);
-void ne_pool_before_fork(ne_pool *p);
-void ne_pool_after_fork_parent(ne_pool *p);
+int ne_pool_install_fork_handlers(void);
+PyObject *ne_pool_snapshot(void);
 void ne_pool_after_fork_child(ne_pool *p, int quiet);
 
 /* ------------------------------------------------------------ worker.c */
 
 int ne_thread_start(void *(*fn)(void *), void *arg);
-int ne_worker_spawn(ne_pool *p, unsigned long index);
+int ne_worker_spawn(ne_pool *p);
 int ne_worker_is_current(ne_pool *p);
 void ne_worker_forget(ne_worker *w);
 

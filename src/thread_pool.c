@@ -1,10 +1,15 @@
 /* The ThreadPool type: a FIFO of tasks served by lazily started pthreads.
  *
  * Waking policy, as the stdlib's ThreadPoolExecutor: a submitted task
- * signals one idle worker that no earlier signal has claimed; if there is
- * none, a new worker starts, up to max_workers.  A worker that holds the
- * GIL takes the next task straight from the queue, so a burst of short
- * tasks runs under one GIL acquisition (see worker.c). */
+ * signals one idle worker that no earlier signal has claimed; failing that
+ * it claims a worker that has just finished a task and is about to look at
+ * the queue; failing that a new worker starts, up to max_workers.  A
+ * worker that holds the GIL takes the next task straight from the queue,
+ * so a burst of short tasks runs under one GIL acquisition (see worker.c).
+ *
+ * Signals are only sent to workers counted in nidle, which are inside
+ * pthread_cond_wait (counted under the mutex they wait with), so none is
+ * lost: nwoken never exceeds the signals still to be consumed. */
 #include "native_exec.h"
 
 #include <errno.h>
@@ -65,7 +70,6 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
 {
     const char *refusal = NULL;
     int spawn = 0;
-    unsigned long index = 0;
 
     pthread_mutex_lock(&p->mutex);
     if (p->broken) {
@@ -83,9 +87,17 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
             p->nwoken++;
             pthread_cond_signal(&p->work);
         }
+        else if (p->nreturning > 0) {
+            for (ne_worker *w = p->workers; w != NULL; w = w->next) {
+                if (w->returning) {
+                    w->returning = 0;
+                    p->nreturning--;
+                    break;
+                }
+            }
+        }
         else if (p->nthreads < p->max_workers || (elastic && ne_worker_is_current(p))) {
             p->nthreads++;
-            index = p->nspawned++;
             spawn = 1;
         }
     }
@@ -103,7 +115,7 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
         PyErr_SetString(PyExc_RuntimeError, refusal);
         return -1;
     }
-    if (spawn && ne_worker_spawn(p, index) < 0) {
+    if (spawn && ne_worker_spawn(p) < 0) {
         /* With other workers alive the task still runs; with none, nothing
          * would ever take it, so it is withdrawn and the error raised. */
         pthread_mutex_lock(&p->mutex);
@@ -126,26 +138,6 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
         return -1;
     }
     return 0;
-}
-
-/* A task inherited by a forked child: failed with error, or cancelled if
- * error is NULL, directly (the loop, if any, belongs to this thread now);
- * or just dropped when quiet.  Consumes t. */
-static void
-abandon_in_child(ne_state *st, ne_task *t, PyObject *error, int quiet)
-{
-    if (!quiet) {
-        if (t->bridge != NULL) {
-            t->error = Py_XNewRef(error);
-            t->cancel = error == NULL;
-            ne_task_complete_async(st, t);
-        }
-        else {
-            ne_task_abandon(st, t, error);
-            return;
-        }
-    }
-    ne_task_free(t);
 }
 
 /* Refuse new work and fail everything queued with BrokenThreadPool. */
@@ -214,44 +206,134 @@ ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
     return wait_for_workers(p, ne_worker_is_current(p) ? 1 : 0);
 }
 
-/* Fork support.  The before hook holds every pool's mutex across fork() so
- * that the child never inherits a queue half-modified by a worker. */
-void
-ne_pool_before_fork(ne_pool *p)
-{
-    pthread_mutex_lock(&p->mutex);
-    p->fork_locked = 1;
-}
+/* Fork support.  glibc runs the prepare handler inside fork(), after every
+ * Python-level before-fork hook, so no Python code (and no GIL hand-off)
+ * happens while it holds the pool mutexes: a worker never waits for the
+ * GIL holding one, so taking them cannot deadlock.  The child thus never
+ * inherits a queue half-modified by a worker.  The child handler rebuilds
+ * each pool with no workers at once; what the parent's workers and queue
+ * held is left for the Python-level hook (ne_pool_after_fork_child),
+ * which needs the GIL to complete futures. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static ne_pool *registry;  /* registry_lock: every live thread pool */
 
-void
-ne_pool_after_fork_parent(ne_pool *p)
+static void
+fork_prepare(void)
 {
-    if (p->fork_locked) {
-        p->fork_locked = 0;
-        pthread_mutex_unlock(&p->mutex);
+    pthread_mutex_lock(&registry_lock);
+    for (ne_pool *p = registry; p != NULL; p = p->next) {
+        pthread_mutex_lock(&p->mutex);
     }
 }
 
-/* In the child only the forking thread exists.  The pool starts again with
- * no workers; work the parent submitted stays the parent's: tasks that were
- * running fail with BrokenThreadPool, queued ones are cancelled.  quiet:
- * the child is one of our own forks (zygote, process worker), which never
- * runs the parent's callbacks, so the tasks are just dropped. */
+static void
+fork_parent(void)
+{
+    for (ne_pool *p = registry; p != NULL; p = p->next) {
+        pthread_mutex_unlock(&p->mutex);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+fork_child(void)
+{
+    for (ne_pool *p = registry; p != NULL; p = p->next) {
+        pthread_cond_init(&p->work, NULL);
+        pthread_cond_init(&p->exited, NULL);
+        ne_worker **wtail = &p->forked_workers;
+        while (*wtail != NULL) {
+            wtail = &(*wtail)->next;
+        }
+        *wtail = p->workers;
+        p->workers = NULL;
+        ne_task **ttail = &p->forked_tasks;
+        while (*ttail != NULL) {
+            ttail = &(*ttail)->next;
+        }
+        *ttail = take_all(p);
+        p->nthreads = p->nidle = p->nwoken = p->nreturning = 0;
+        pthread_mutex_unlock(&p->mutex);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+int
+ne_pool_install_fork_handlers(void)
+{
+    static int installed;
+    if (installed) {
+        return 0;
+    }
+    int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (rc != 0) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    installed = 1;
+    return 0;
+}
+
+/* GIL: a list holding a strong reference to every live thread pool. */
+PyObject *
+ne_pool_snapshot(void)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&registry_lock);
+    for (ne_pool *p = registry; p != NULL; p = p->next) {
+        if (PyList_Append(list, (PyObject *)p) < 0) {
+            Py_CLEAR(list);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return list;
+}
+
+/* A task inherited by a forked child: failed with error, or cancelled if
+ * error is NULL (asyncio futures directly: their loop belongs to this
+ * thread now; concurrent ones only if no vanished thread holds their lock);
+ * or just dropped when quiet.  Consumes t. */
+static void
+abandon_in_child(ne_state *st, ne_task *t, PyObject *error, int quiet)
+{
+    if (!quiet) {
+        if (t->bridge != NULL) {
+            t->error = Py_XNewRef(error);
+            t->cancel = error == NULL;
+            ne_task_complete_async(st, t);
+        }
+        else {
+            PyObject *r = PyObject_CallFunctionObjArgs(st->settle_inherited, t->future,
+                                                       error ? error : Py_None, NULL);
+            if (r == NULL) {
+                PyErr_WriteUnraisable(t->future);
+            }
+            Py_XDECREF(r);
+        }
+    }
+    ne_task_free(t);
+}
+
+/* In the child only the forking thread exists.  Work the parent submitted
+ * stays the parent's: tasks that were running fail with BrokenThreadPool,
+ * queued ones are cancelled.  quiet: the child is one of our own forks
+ * (zygote, process worker), which never runs the parent's callbacks, so
+ * the tasks are just dropped. */
 void
 ne_pool_after_fork_child(ne_pool *p, int quiet)
 {
-    if (!p->fork_locked) {
+    ne_worker *dead = p->forked_workers;
+    ne_task *queued = p->forked_tasks;
+    p->forked_workers = NULL;
+    p->forked_tasks = NULL;
+    if (dead == NULL && queued == NULL) {
         return;
     }
-    p->fork_locked = 0;
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->exited, NULL);
-    ne_worker *dead = p->workers;
-    ne_task *queued = take_all(p);
-    p->workers = NULL;
-    p->nthreads = p->nidle = p->nwoken = 0;
-    pthread_mutex_unlock(&p->mutex);
-
     ne_state *st = p->st;
     PyObject *lost = quiet ? NULL : PyObject_CallFunction(
         st->BrokenThreadPool, "s",
@@ -282,12 +364,14 @@ ne_pool_after_fork_child(ne_pool *p, int quiet)
 static void
 registry_unlink(ne_pool *p)
 {
-    for (ne_pool **pp = &p->st->pools; *pp != NULL; pp = &(*pp)->next) {
+    pthread_mutex_lock(&registry_lock);
+    for (ne_pool **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
-            return;
+            break;
         }
     }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 static PyObject *
@@ -326,8 +410,10 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     p->prefix = Py_NewRef(prefix);
     p->initializer = Py_NewRef(initializer);
     p->initargs = initargs != NULL ? Py_NewRef(initargs) : PyTuple_New(0);
-    p->next = p->st->pools;
-    p->st->pools = p;
+    pthread_mutex_lock(&registry_lock);
+    p->next = registry;
+    registry = p;
+    pthread_mutex_unlock(&registry_lock);
     return (PyObject *)p;
 }
 

@@ -72,9 +72,16 @@ serve(ne_worker *w)
                 ne_task_run(t);
             }
             /* Not current any more before its future is touched: a fork
-             * from here on must not see it as lost. */
+             * from here on must not see it as lost.  And counted as
+             * returning before the future is completed: completing may let
+             * the GIL go, and the next task submitted meanwhile is ours to
+             * find, not a reason to start another worker. */
             pthread_mutex_lock(&p->mutex);
             w->current = NULL;
+            if (!w->returning) {
+                w->returning = 1;
+                p->nreturning++;
+            }
             pthread_mutex_unlock(&p->mutex);
             if (go) {
                 ne_task_finish(st, t);
@@ -84,10 +91,18 @@ serve(ne_worker *w)
             }
             pthread_mutex_lock(&p->mutex);
             t = take(p, w);
+            if (t != NULL && w->returning) {
+                w->returning = 0;
+                p->nreturning--;
+            }
             pthread_mutex_unlock(&p->mutex);
         }
         ts = PyEval_SaveThread();
         pthread_mutex_lock(&p->mutex);
+        if (w->returning) {
+            w->returning = 0;
+            p->nreturning--;
+        }
     }
     pthread_mutex_unlock(&p->mutex);
     PyEval_RestoreThread(ts);
@@ -172,9 +187,25 @@ make_os_name(char out[16], const char *prefix, unsigned long index)
     memcpy(out + plen, suffix, (size_t)slen + 1);
 }
 
-/* GIL: start worker number `index`; the caller has counted it in nthreads. */
+/* mutex: the lowest index no live worker has, so names stay
+ * prefix_0 .. prefix_{max_workers-1} as workers come and go. */
+static unsigned long
+free_index(ne_pool *p)
+{
+    for (unsigned long index = 0;; index++) {
+        ne_worker *w = p->workers;
+        while (w != NULL && w->index != index) {
+            w = w->next;
+        }
+        if (w == NULL) {
+            return index;
+        }
+    }
+}
+
+/* GIL: start a worker; the caller has counted it in nthreads. */
 int
-ne_worker_spawn(ne_pool *p, unsigned long index)
+ne_worker_spawn(ne_pool *p)
 {
     const char *prefix = PyUnicode_AsUTF8(p->prefix);
     if (prefix == NULL) {
@@ -185,23 +216,24 @@ ne_worker_spawn(ne_pool *p, unsigned long index)
         PyErr_NoMemory();
         return -1;
     }
-    w->name = PyUnicode_FromFormat("%U_%lu", p->prefix, index);
-    if (w->name == NULL) {
-        PyMem_RawFree(w);
-        return -1;
-    }
-    make_os_name(w->os_name, prefix, index);
     w->pool = (ne_pool *)Py_NewRef((PyObject *)p);
     pthread_mutex_lock(&p->mutex);
+    w->index = free_index(p);
     w->next = p->workers;
     p->workers = w;
     pthread_mutex_unlock(&p->mutex);
-
-    int rc = ne_thread_start(worker_main, w);
+    make_os_name(w->os_name, prefix, w->index);
+    w->name = PyUnicode_FromFormat("%U_%lu", p->prefix, w->index);
+    int rc = w->name == NULL ? -1 : ne_thread_start(worker_main, w);
     if (rc != 0) {
         pthread_mutex_lock(&p->mutex);
         unlink_worker(p, w);
         pthread_mutex_unlock(&p->mutex);
+        if (w->name == NULL) {
+            Py_DECREF((PyObject *)p);
+            PyMem_RawFree(w);
+            return -1;
+        }
         ne_worker_forget(w);
         PyErr_Format(PyExc_RuntimeError, "can't start new thread: %s", strerror(rc));
         return -1;
