@@ -6,14 +6,17 @@ is run twice, as subprocesses:
 
 * as a script, exactly as a reader would, to check that both versions succeed
   and print the same lines once timings and thread names are normalised;
-* under a small harness that wraps the example's blocking function before it
+* under a small harness that wraps the example's blocking functions before it
   calls ``main()``, to check the structure each tutorial section claims: which
-  thread ran each call, how many ran at once, what happened in what order.
+  thread or process ran each call, how many ran at once, what happened in
+  what order.
 
 The stdlib original is the reference: both versions get the same checks.  The
 examples sleep for seconds, so all the subprocesses are started together,
-once, and the tests only wait for them; the whole file takes about as long as
-the longest example (~7 s).
+once, and the tests only wait for them; the whole file takes little more
+than the longest example (~7 s): about 10 s on an idle two-core machine, where
+the CPU-bound examples' counting (a few tenths of a second each) competes
+with everything else started at once.
 """
 
 from __future__ import annotations
@@ -34,11 +37,21 @@ NAMES = [
     "s2_1_to_thread_basic",
     "s2_2_to_thread_many",
     "s3_custom_thread_pool",
+    "s4_1_count_primes",
+    "s4_2_process_pool",
+    "s5_threads_vs_processes",
     "s6_timing_comparison",
     "p1_sequential_vs_threaded",
+    "p2_mixed_io_cpu",
 ]
 FLAVOURS = ["native", "stdlib"]
 TIMEOUT = 60  # seconds for any one program; each sleeps for 7 s at most
+
+# count_primes(n) for the numbers of sections 4 and 5 and practice problem 2.
+PRIMES = {50_000: 5133, 60_000: 6057, 70_000: 6935, 80_000: 7837}
+PRIME_LINES = [f"  Primes up to {n:,}: {count}" for n, count in PRIMES.items()]
+# The size of a ProcessPoolExecutor() (both: the CPUs this process may use).
+PROCESS_WORKERS = getattr(os, "process_cpu_count", os.cpu_count)() or 1
 
 # What each program prints, normalised by normalise(); in lines that
 # ORDER_FREE marks, the order is up to the scheduler (gather'd calls printing
@@ -66,6 +79,23 @@ EXPECTED = {
         *(f"  downloaded http://example.com/file{i}" for i in range(6)),
         "Total: <T>s (6 downloads, 3 at a time = ~2s)",
     ],
+    "s4_1_count_primes": [
+        *PRIME_LINES,
+        "Total: <T>s",
+    ],
+    "s4_2_process_pool": [
+        *PRIME_LINES,
+        "Total: <T>s",
+    ],
+    "s5_threads_vs_processes": [
+        "Blocking I/O in threads:    <T>s (4 x 1s at once = ~1s)",
+        "CPU-bound, sequential:      <T>s",
+        "CPU-bound in threads:       <T>s (the GIL: no faster)",
+        "CPU-bound in processes:     <T>s (true parallelism)",
+        "Already async, just await:  <T>s (4 x 1s at once = ~1s)",
+        "Mixed, threads + processes: <T>s (~1s: the CPU work hides behind the I/O)",
+        "Primes up to 50,000..80,000: [5133, 6057, 6935, 7837]",
+    ],
     "s6_timing_comparison": [
         "Sequential:  <T>s",
         "Threaded:    <T>s",
@@ -75,71 +105,129 @@ EXPECTED = {
         "Sequential: <T>s",
         "Threaded: <T>s",
     ],
+    "p2_mixed_io_cpu": [
+        "  io done after 1.0s",
+        "  io done after 2.0s",
+        *PRIME_LINES,
+        "Total: <T>s",
+    ],
 }
 ORDER_FREE = {
     "s2_1_to_thread_basic": slice(0, 2),
     "s3_custom_thread_pool": slice(0, 6),
 }
+# Section 4.2 pairs its numbers, in order, with the counts in the order their
+# calls finish (zip over as_completed): when a bigger count finishes first,
+# 50,000 is printed beside 60,000's count, in both versions.  In the lines
+# COMPLETION_PAIRED marks, the counts are compared in order of size; the
+# harness checks which count each number's call returned.
+COMPLETION_PAIRED = {
+    "s4_2_process_pool": slice(0, 4),
+}
 
 # The harness: load the example as a module (so its main() does not run on
 # import), wrap the functions named in argv[2:], run main() with its output
-# discarded, and print what the wrappers saw as JSON.
+# discarded, and print what the wrappers saw as JSON.  Wrappers that run in a
+# worker process append their events to a file the harness reads at the end;
+# every event is timestamped with the system-wide monotonic clock, and the
+# events of all processes are put in one order by it.
 HARNESS = r"""
-import asyncio, contextlib, functools, importlib.util, inspect, io, json, sys, threading
+import asyncio, contextlib, functools, importlib.util, inspect, io, itertools, json
+import multiprocessing, os, sys, tempfile, threading, time
 
 path, targets = sys.argv[1], sys.argv[2:]
 spec = importlib.util.spec_from_file_location("example_under_test", path)
 mod = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = mod  # a process pool is sent the wrappers by name
 spec.loader.exec_module(mod)
 
+# The stdlib's process pool must fork its workers from this process, where
+# the wrappers are (the default on Linux before 3.14, forkserver after it);
+# the native pool forks them from its zygote, a fork of this process.
+multiprocessing.set_start_method("fork", force=True)
+
+PARENT = os.getpid()
+fd, LOG = tempfile.mkstemp(prefix="harness_", dir=os.getcwd())  # the test's tmp dir
+os.close(fd)
 lock = threading.Lock()
-events = []      # "name:start" / "name:end", in the order they happened
-calls = []       # one dict per call of a blocking target
-state = {"running": 0}
+here = []                  # this process's events, in the order they happened
+numbers = itertools.count()
 
-def enter(name, record=False):
-    with lock:
-        state["running"] += 1
-        events.append(name + ":start")
-        if record:
-            # running_at_start: how many calls of the targets were running
-            # when this one started, itself included.
-            thread = threading.current_thread()
-            calls.append({"name": name, "thread": thread.name,
-                          "main_thread": thread is threading.main_thread(),
-                          "running_at_start": state["running"]})
-
-def leave(name):
-    with lock:
-        state["running"] -= 1
-        events.append(name + ":end")
+def note(event):
+    event["pid"] = os.getpid()
+    if event["pid"] == PARENT:
+        with lock:
+            event["t"] = time.monotonic_ns()
+            here.append(event)
+    else:  # a worker process: one append, one line
+        event["t"] = time.monotonic_ns()
+        out = os.open(LOG, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(out, (json.dumps(event) + "\n").encode())
+        finally:
+            os.close(out)
 
 def wrap(name, fn):
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def wrapper(*args, **kwargs):
-            enter(name)
+            note({"name": name, "kind": "start"})
             try:
                 return await fn(*args, **kwargs)
             finally:
-                leave(name)
+                note({"name": name, "kind": "end"})
         return wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        enter(name, record=True)
+        call = "%d-%d" % (os.getpid(), next(numbers))
+        thread = threading.current_thread()
+        note({"name": name, "kind": "start", "call": call, "thread": thread.name,
+              "main_thread": thread is threading.main_thread(),
+              "ppid": os.getppid(), "args": [repr(arg) for arg in args]})
+        cpu, result = time.thread_time(), None
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            return result
         finally:
-            leave(name)
+            note({"name": name, "kind": "end", "call": call,
+                  "cpu": time.thread_time() - cpu, "result": repr(result)})
     return wrapper
 
 for name in targets:
     setattr(mod, name, wrap(name, getattr(mod, name)))
 
-with contextlib.redirect_stdout(io.StringIO()):
-    asyncio.run(mod.main())
-print(json.dumps({"events": events, "calls": calls}))
+try:
+    with contextlib.redirect_stdout(io.StringIO()):
+        asyncio.run(mod.main())
+    with open(LOG) as f:
+        workers = [json.loads(line) for line in f]
+finally:
+    os.unlink(LOG)
+
+events = []    # "name:start" / "name:end", in the order they happened
+calls = []     # one dict per call of a blocking target, in the order they started
+by_call = {}
+running = 0
+for event in sorted(here + workers, key=lambda event: event["t"]):
+    name, kind = event["name"], event["kind"]
+    events.append(name + ":" + kind)
+    if kind == "start":
+        running += 1
+        if "call" in event:
+            call = {key: event[key] for key in ("thread", "main_thread", "pid", "ppid", "args")}
+            # in_parent: the call ran in the example's own process.
+            # running_at_start: how many calls of the targets were running
+            # when this one started, itself included.
+            call.update(name=name, in_parent=event["pid"] == PARENT,
+                        running_at_start=running, start=event["t"] / 1e9)
+            calls.append(by_call.setdefault(event["call"], call))
+    else:
+        running -= 1
+        if "call" in event:
+            by_call[event["call"]].update(end=event["t"] / 1e9, cpu=event["cpu"],
+                                          result=event["result"])
+print(json.dumps({"events": events, "calls": calls, "parent_pid": PARENT}))
 """
 
 # The functions each example's structure is read from.
@@ -148,9 +236,39 @@ TARGETS = {
     "s2_1_to_thread_basic": ["blocking_io", "async_task"],
     "s2_2_to_thread_many": ["sync_api_call"],
     "s3_custom_thread_pool": ["blocking_download"],
+    "s4_1_count_primes": ["count_primes"],
+    "s4_2_process_pool": ["count_primes"],
+    "s5_threads_vs_processes": ["blocking_io", "count_primes", "async_io"],
     "s6_timing_comparison": ["sync_call"],
     "p1_sequential_vs_threaded": ["simulate_io_operation_sync"],
+    "p2_mixed_io_cpu": ["count_primes", "simulate_io"],
 }
+
+# native_exec bugs that the examples run into: the checks they break may
+# fail (an XPASS says the bug did not show).  Delete an entry once its bug is
+# fixed, and the "Known problems" of examples/README.md with it.
+KNOWN_BUGS = {
+    ("s5_threads_vs_processes", "native", "prints"): pytest.mark.xfail(strict=False, reason=(
+        "native_exec bug: ProcessPoolExecutor() forks its zygote without flushing "
+        "sys.stdout, and each worker forked from it flushes, when it exits, what "
+        "the program had printed before the pool was created but not yet written "
+        "(stdout is a pipe here, so block-buffered): s5's first three lines come "
+        "out once more per worker.  The stdlib flushes before it forks.")),
+    ("s5_threads_vs_processes", "native", "structure"): pytest.mark.xfail(strict=False, reason=(
+        "native_exec bug, now and then: a fork (here the zygote's, as "
+        "ProcessPoolExecutor() is created) while a to_thread worker is finishing "
+        "a task can deadlock the program: native_exec's at-fork hook holds the "
+        "thread pool's mutex while logging's Python at-fork hooks run, the worker "
+        "takes the GIL from them and then waits for the mutex.  The run is killed "
+        "after TIMEOUT.")),
+}
+
+
+def expect_known_bug(request, name: str, flavour: str, check: str) -> None:
+    mark = KNOWN_BUGS.get((name, flavour, check))
+    if mark is not None:
+        request.node.add_marker(mark)
+
 
 # The thread that to_thread runs a call in: the stdlib default executor names
 # its threads asyncio_N, native_exec's default pool native_exec_N.
@@ -233,13 +351,20 @@ def canonical(name: str, lines: List[str]) -> List[str]:
     free = ORDER_FREE.get(name)
     if free is not None:
         lines[free] = sorted(lines[free])
+    paired = COMPLETION_PAIRED.get(name)
+    if paired is not None:
+        # "  Primes up to 50,000: 6057" -> the labels in order, the counts sorted
+        split = [line.rpartition(": ") for line in lines[paired]]
+        counts = sorted((count for _, _, count in split), key=int)
+        lines[paired] = [label + sep + count
+                         for (label, sep, _), count in zip(split, counts)]
     return lines
 
 
 def timings(out: str) -> Dict[str, float]:
     """{"Total": 2.01} from "Total: 2.01s (...)"; likewise Sequential etc."""
     return {m.group(1): float(m.group(2))
-            for m in re.finditer(r"^(\w[\w ]*):\s+(\d+\.\d\d)s", out, re.M)}
+            for m in re.finditer(r"^(\S[^:\n]*):[ \t]+(\d+\.\d\d)s", out, re.M)}
 
 
 def structure(runs, name: str, flavour: str) -> dict:
@@ -251,11 +376,18 @@ def max_running(calls: List[dict]) -> int:
     return max(call["running_at_start"] for call in calls)
 
 
+def most_at_once(calls: List[dict]) -> int:
+    """How many of these calls (and only these) ran at once, at most."""
+    return max(sum(1 for other in calls if other["start"] <= call["start"] < other["end"])
+               for call in calls)
+
+
 # -- what the scripts print --------------------------------------------------
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_native_prints_what_the_original_prints(runs, name):
+def test_native_prints_what_the_original_prints(request, runs, name):
+    expect_known_bug(request, name, "native", "prints")
     native = runs["script", name, "native"].stdout().splitlines()
     stdlib = runs["script", name, "stdlib"].stdout().splitlines()
     assert canonical(name, native) == canonical(name, stdlib)
@@ -263,37 +395,48 @@ def test_native_prints_what_the_original_prints(runs, name):
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("name", NAMES)
-def test_prints_the_tutorial_lines(runs, name, flavour):
+def test_prints_the_tutorial_lines(request, runs, name, flavour):
+    expect_known_bug(request, name, flavour, "prints")
     out = runs["script", name, flavour].stdout().splitlines()
     assert canonical(name, out) == canonical(name, list(EXPECTED[name]))
 
 
-def test_s1_native_is_the_original_unchanged():
-    """Section 1 has no executor: only a header comment is added."""
-    native = (EXAMPLES / "s1_blocking_problem.py").read_text().splitlines()
-    stdlib = (EXAMPLES / "stdlib" / "s1_blocking_problem.py").read_text().splitlines()
-    assert [line for line in native if not line.startswith("#")] == stdlib
+# Sections without an executor: the native version is the original.
+UNCHANGED = ["s1_blocking_problem", "s4_1_count_primes"]
+# The examples on a process pool.
+PROCESS_POOL = ["s4_2_process_pool", "s5_threads_vs_processes", "p2_mixed_io_cpu"]
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "s1_blocking_problem"])
+def native_body(name: str) -> List[str]:
+    """The native version's lines, less its header comment, as the original's
+    would read: examples/ is the script's own directory there, the parent of
+    the original's (for blocking_code)."""
+    native = (EXAMPLES / f"{name}.py").read_text().splitlines()
+    return [line.replace("parent))", "parent.parent))")
+            for line in native if not line.startswith("#")]
+
+
+@pytest.mark.parametrize("name", UNCHANGED)
+def test_native_is_the_original_unchanged(name):
+    """Sections 1 and 4.1 have no executor: only a header comment is added."""
+    stdlib = (EXAMPLES / "stdlib" / f"{name}.py").read_text().splitlines()
+    assert native_body(name) == stdlib
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in UNCHANGED])
 def test_native_differs_from_original_only_in_executor_lines(name):
     """A reader diffing the pair sees only the native_exec lines change."""
-    native = (EXAMPLES / f"{name}.py").read_text().splitlines()
     stdlib = (EXAMPLES / "stdlib" / f"{name}.py").read_text().splitlines()
-    # Drop the native file's header comment and the lines marked as changed.
-    body = [line for line in native
-            if not line.startswith("#") and not line.endswith("# native_exec")]
+    # Drop the lines marked as changed.
+    body = [line for line in native_body(name) if not line.endswith("# native_exec")]
     # Comments that name the call in use follow it.
     body = [line.replace("native_exec.to_thread", "asyncio.to_thread") for line in body]
-    if name == "p1_sequential_vs_threaded":
-        # The one path line that differs: examples/ is the script's own
-        # directory there, its parent here.
-        body = [line.replace("parent))", "parent.parent))") for line in body]
     assert [line for line in body if line not in stdlib] == []
     removed = [line for line in stdlib if line not in body]
     assert removed, "the native version should change the executor lines"
     for line in removed:
-        assert ("asyncio.to_thread" in line or "ThreadPoolExecutor" in line), line
+        assert ("asyncio.to_thread" in line or "ThreadPoolExecutor" in line
+                or "ProcessPoolExecutor" in line), line
 
 
 # -- the structure each section claims ----------------------------------------
@@ -361,6 +504,127 @@ def test_s3_native_example_uses_the_native_pool():
     assert "concurrent.futures" not in source
 
 
+@pytest.mark.parametrize("name", PROCESS_POOL)
+def test_native_process_examples_use_the_native_pool(name):
+    source = (EXAMPLES / f"{name}.py").read_text()
+    assert "from native_exec import ProcessPoolExecutor  # native_exec" in source
+    assert "concurrent.futures" not in source
+    assert "multiprocessing" not in source
+
+
+def counted(calls: List[dict]) -> Dict[int, int]:
+    """{n: count_primes(n)} from the calls of count_primes."""
+    assert all(call["name"] == "count_primes" for call in calls)
+    assert all(len(call["args"]) == 1 for call in calls)
+    return {int(call["args"][0]): int(call["result"]) for call in calls}
+
+
+def check_process_pool_calls(s: dict, calls: List[dict], flavour: str) -> None:
+    """The calls ran in a ProcessPoolExecutor()'s worker processes."""
+    parent = s["parent_pid"]
+    assert not any(call["in_parent"] for call in calls)
+    assert all(call["pid"] != parent for call in calls)
+    # One call at a time in each worker, and at most max_workers of them.
+    assert len({call["pid"] for call in calls}) <= PROCESS_WORKERS
+    assert most_at_once(calls) <= PROCESS_WORKERS
+    ppids = {call["ppid"] for call in calls}
+    if flavour == "stdlib":
+        assert ppids == {parent}  # forked from the program (the harness forces fork)
+    else:
+        # forked from the pool's zygote, itself a fork of the program
+        assert len(ppids) == 1 and parent not in ppids
+
+
+def cpu_bound_with_the_gil(calls: List[dict]) -> bool:
+    """Whether the calls' CPU time adds up to no more than the time they
+    spanned: what the GIL makes of CPU-bound threads, one running at a time."""
+    span = max(call["end"] for call in calls) - min(call["start"] for call in calls)
+    return sum(call["cpu"] for call in calls) <= 1.1 * span + 0.02
+
+
+def gil_enabled() -> bool:
+    return getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_s4_1_counts_one_after_another_on_the_loop(runs, flavour):
+    s = structure(runs, "s4_1_count_primes", flavour)
+    calls = s["calls"]
+    assert [int(call["args"][0]) for call in calls] == list(PRIMES)
+    assert counted(calls) == PRIMES
+    assert all(call["in_parent"] and call["main_thread"] for call in calls)
+    assert max_running(calls) == 1
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_s4_2_counts_in_worker_processes(runs, flavour):
+    s = structure(runs, "s4_2_process_pool", flavour)
+    calls = s["calls"]
+    assert counted(calls) == PRIMES  # each number's call returned its own count
+    check_process_pool_calls(s, calls, flavour)
+    # All four were submitted at once: as many ran at once as there are workers.
+    assert most_at_once(calls) == min(PROCESS_WORKERS, len(PRIMES))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_s5_each_row_of_the_table(request, runs, flavour):
+    expect_known_bug(request, "s5_threads_vs_processes", flavour, "structure")
+    s = structure(runs, "s5_threads_vs_processes", flavour)
+    calls = s["calls"]
+    assert len(calls) == 4 + 4 + 4 + 4 + 8
+    io, sequential, threaded, processes, mixed = (
+        calls[:4], calls[4:8], calls[8:12], calls[12:16], calls[16:])
+
+    # Blocking I/O: in to_thread's threads, all four at once.
+    assert all(call["name"] == "blocking_io" for call in io)
+    assert all(call["in_parent"] and not call["main_thread"] for call in io)
+    assert all(re.fullmatch(TO_THREAD_NAME[flavour], c["thread"]) for c in io)
+    assert max_running(io) == 4
+
+    # CPU-bound, sequential: on the event loop's thread, one at a time.
+    assert counted(sequential) == PRIMES
+    assert all(call["in_parent"] and call["main_thread"] for call in sequential)
+    assert max_running(sequential) == 1
+
+    # CPU-bound in threads: started at once, but computing one at a time.
+    assert counted(threaded) == PRIMES
+    assert all(call["in_parent"] and not call["main_thread"] for call in threaded)
+    assert all(re.fullmatch(TO_THREAD_NAME[flavour], c["thread"]) for c in threaded)
+    if gil_enabled():
+        assert cpu_bound_with_the_gil(threaded)
+
+    # CPU-bound in processes: in the pool's workers.
+    assert counted(processes) == PRIMES
+    check_process_pool_calls(s, processes, flavour)
+
+    # Already async: four awaits at once, between the two pool phases.
+    ev = s["events"]
+    awaited = [i for i, e in enumerate(ev) if e.startswith("async_io:")]
+    assert len(awaited) == 8
+    assert [ev[i] for i in awaited] == ["async_io:start"] * 4 + ["async_io:end"] * 4
+    assert awaited == list(range(awaited[0], awaited[0] + 8))  # nothing else ran
+
+    # Mixed: blocking I/O in threads and CPU work in processes, at once.
+    mixed_io = [call for call in mixed if call["name"] == "blocking_io"]
+    mixed_cpu = [call for call in mixed if call["name"] == "count_primes"]
+    assert len(mixed_io) == 4
+    assert most_at_once(mixed_io) == 4
+    assert all(re.fullmatch(TO_THREAD_NAME[flavour], c["thread"]) for c in mixed_io)
+    assert counted(mixed_cpu) == PRIMES
+    check_process_pool_calls(s, mixed_cpu, flavour)
+    assert {call["pid"] for call in mixed_cpu} <= {call["pid"] for call in processes}
+    # The CPU work started while the I/O was waiting.
+    assert min(c["start"] for c in mixed_cpu) < min(c["end"] for c in mixed_io)
+
+    # The waits take their 1 s at once, not 4 s; the CPU-bound timings depend
+    # on how busy the machine is, and the structure above is what shows where
+    # and how the counting ran.
+    t = timings(runs["script", "s5_threads_vs_processes", flavour].stdout())
+    assert 0.95 <= t["Blocking I/O in threads"] < 0.5 * 4.0
+    assert 0.95 <= t["Already async, just await"] < 0.5 * 4.0
+    assert t["Mixed, threads + processes"] >= 0.95
+
+
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_s6_sequential_then_threaded(runs, flavour):
     s = structure(runs, "s6_timing_comparison", flavour)
@@ -394,6 +658,31 @@ def test_p1_sequential_then_threaded(runs, flavour):
     t = timings(runs["script", "p1_sequential_vs_threaded", flavour].stdout())
     assert t["Sequential"] >= 3.9
     assert t["Threaded"] < 0.5 * 4.0
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_p2_io_waits_while_the_processes_count(runs, flavour):
+    s = structure(runs, "p2_mixed_io_cpu", flavour)
+    calls = s["calls"]
+    assert counted(calls) == PRIMES
+    check_process_pool_calls(s, calls, flavour)
+    ev = s["events"]
+    first_cpu_start = ev.index("count_primes:start")
+    first_cpu_end = ev.index("count_primes:end")
+    io_starts = [i for i, e in enumerate(ev) if e == "simulate_io:start"]
+    io_ends = [i for i, e in enumerate(ev) if e == "simulate_io:end"]
+    assert len(io_starts) == len(io_ends) == 2
+    # The two waits ran at once; both had begun when the first count
+    # finished, and the counting had begun before either wait was over.
+    assert max(io_starts) < min(io_ends)
+    assert max(io_starts) < first_cpu_end
+    assert first_cpu_start < min(io_ends)
+
+    # At least the longest wait.  No upper bound: how long the counting takes
+    # depends on how busy the machine is; the order above is what shows that
+    # it ran while the program waited.
+    total = timings(runs["script", "p2_mixed_io_cpu", flavour].stdout())["Total"]
+    assert total >= 1.95
 
 
 # -- blocking_code.py ---------------------------------------------------------
