@@ -9,6 +9,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from concurrent.futures import Future, _base
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback
 from typing import Any, Callable, Optional, Tuple
@@ -66,7 +67,12 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
         if self._state in _UNFINISHED:
             pool = getattr(self, "_ne_pool", None)
             if pool is not None:
-                pool._collect_until_done(self, timeout)
+                if timeout is None:
+                    pool._collect_until_done(self, None)
+                else:
+                    deadline = time.monotonic() + timeout
+                    pool._collect_until_done(self, timeout)
+                    timeout = max(0.0, deadline - time.monotonic())
         return super().result(timeout)
 
     def cancel(self) -> bool:

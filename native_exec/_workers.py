@@ -20,11 +20,25 @@ def default_max_workers() -> int:
 
 
 class _WorkerThread(threading._DummyThread):  # type: ignore[name-defined,misc]
-    """Stands for a native worker in ``threading``'s table of threads."""
+    """Stands for a native worker in ``threading``'s table of threads.
+
+    Like the stdlib pool's threads it is not a daemon, and it can be joined:
+    ``join()`` returns once the worker has left.
+    """
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self._name = name
+        self._daemonic = False
+        self._left = threading.Event()
+
+    def is_alive(self) -> bool:
+        return not self._left.is_set()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        if self is threading.current_thread():
+            raise RuntimeError("cannot join current thread")
+        self._left.wait(timeout)
 
 
 def enter_worker(name: str, initializer: Optional[Callable[..., Any]],
@@ -46,7 +60,9 @@ def enter_worker(name: str, initializer: Optional[Callable[..., Any]],
 
 def leave_worker() -> None:
     with threading._active_limbo_lock:  # type: ignore[attr-defined]
-        threading._active.pop(threading.get_ident(), None)  # type: ignore[attr-defined]
+        thread = threading._active.pop(threading.get_ident(), None)  # type: ignore[attr-defined]
+    if isinstance(thread, _WorkerThread):
+        thread._left.set()
 
 
 def settle_inherited(future: Any, exc: Optional[BaseException]) -> None:

@@ -16,6 +16,7 @@
 #include "native_exec.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,11 +24,15 @@
 #define POLL_NS (100L * 1000 * 1000)   /* zygote liveness is checked this often */
 
 static _Thread_local ne_ppool *current_collector;
+static _Thread_local ne_ppool *collecting_here;  /* in a round on this thread */
 
+/* Whether waiting for p's collector from this thread would wait on itself:
+ * it is the collector, or it is running one of p's rounds (a future's
+ * done-callback calling shutdown). */
 int
 ne_collector_is_current(ne_ppool *p)
 {
-    return current_collector == p;
+    return current_collector == p || collecting_here == p;
 }
 
 /* Unpickle slot idx's result and complete its future. */
@@ -64,7 +69,10 @@ finish(ne_ppool *p, uint32_t idx)
     }
     if (s->result.kind == SPAN_WINDOW && s->worker >= 0) {
         /* results of one worker arrive in the order it wrote them */
-        atomic_store(&r->workers[s->worker].ring_tail, s->result.ring_end);
+        _Atomic uint64_t *tail = &r->workers[s->worker].ring_tail;
+        if (atomic_load(tail) < s->result.ring_end) {
+            atomic_store(tail, s->result.ring_end);
+        }
     }
     if (rec->future != NULL) {
         if (value == NULL) {
@@ -104,13 +112,21 @@ bury(ne_ppool *p, int w)
         ws->sleeping = 0;
         shm->nsleeping--;
     }
+    /* It may have died woken but before taking its wake-up: one too many
+     * would be counted as pending, and a later task might wake nobody. */
+    if (shm->nwoken > shm->nsleeping) {
+        shm->nwoken = shm->nsleeping;
+    }
     int pid = ws->pid, status = ws->status, init_failed = (int)ws->init_failed;
+    int never_ready = !ws->ready;
     ws->init_failed = 0;
+    ws->ready = 0;
     ws->pid = 0;
     atomic_store(&ws->ring_head, 0);
     atomic_store(&ws->ring_tail, 0);
     atomic_store(&ws->state, W_EMPTY);
     ne_shm_unlock(shm);
+    ne_futex_ring(&shm->work_seq, INT32_MAX);
     p->nalive--;
 
     for (int i = 0; i < nlost; i++) {
@@ -127,6 +143,11 @@ bury(ne_ppool *p, int w)
     }
     if (init_failed) {
         ne_ppool_break(p, "A process initializer failed, the process pool is not usable anymore");
+    }
+    else if (never_ready && pid != 0 && p->zygote_pid > 0) {
+        /* it died in its initializer without raising (os._exit, a crash):
+         * every replacement would too */
+        ne_ppool_break(p, "A worker process died in its initializer, the process pool is not usable anymore");
     }
     else if (pid == 0 && status < 0) {
         char reason[160];
@@ -159,6 +180,8 @@ collect(ne_ppool *p)
     ne_shm *shm = r->shm;
     int dead[r->nworkers];
     int ndead = 0;
+    ne_ppool *outer = collecting_here;
+    collecting_here = p;
     p->collecting = 1;
     /* deaths first: every result the dead posted is then in the done ring */
     for (int w = 0; w < r->nworkers; w++) {
@@ -182,7 +205,17 @@ collect(ne_ppool *p)
     for (int i = 0; i < ndead; i++) {
         bury(p, dead[i]);
     }
-    if (p->zygote_pid > 0 && !zygote_alive(p) && p->broken == NULL) {
+    if (p->zygote_pid > 0 && !zygote_alive(p)) {
+        /* its workers died with it (PDEATHSIG), unseen by anyone who could
+         * report them: count them dead now, so their tasks fail */
+        for (int w = 0; w < r->nworkers; w++) {
+            uint32_t state = atomic_load(&r->workers[w].state);
+            if (state == W_ALIVE || state == W_SPAWN) {
+                r->workers[w].status = SIGKILL;  /* a wait status: killed by SIGKILL */
+                atomic_store(&r->workers[w].state, W_DEAD);
+                bury(p, w);
+            }
+        }
         ne_ppool_break(p, "the pool's zygote process died, the process pool is not usable anymore");
     }
     if (p->broken == NULL) {
@@ -190,12 +223,13 @@ collect(ne_ppool *p)
         ne_ppool_spawn_if_needed(p);
     }
     p->collecting = 0;
+    collecting_here = outer;
     if (n > 0 && p->nhelpers > 0) {
         /* threads waiting in result() may be waiting for these */
         ne_futex_ring(&shm->collector_seq, INT32_MAX);
     }
     return (p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS
-           && p->pending_head == NULL;
+           && p->pending_head == NULL && p->nsubmitting == 0;
 }
 
 /* Without the GIL: sleep until a worker posts, one dies, or timeout_ns.

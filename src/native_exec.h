@@ -238,6 +238,7 @@ void ne_pool_after_fork_child(ne_pool *p, int quiet);
 int ne_thread_start(void *(*fn)(void *), void *arg);
 int ne_worker_spawn(ne_pool *p);
 int ne_worker_is_current(ne_pool *p);
+ne_worker *ne_worker_current(void);
 void ne_worker_forget(ne_worker *w);
 
 /* ------------------------------------------------------------ payload.c */
@@ -253,7 +254,7 @@ typedef struct {
 } ne_blob;
 
 int ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b);
-void ne_blob_write(const ne_blob *b, char *dst, _Atomic uint64_t *ready);
+void ne_blob_write(const ne_blob *b, char *dst, _Atomic uint64_t *ready, int release_gil);
 uint64_t ne_blob_prefix_size(const ne_blob *b);
 void ne_blob_write_prefix(const ne_blob *b, char *dst);
 void ne_blob_write_buffers(const ne_blob *b, char *dst, _Atomic uint64_t *ready);
@@ -314,6 +315,7 @@ struct ne_ppool {
     int collector_state;     /* 0 not started, 1 running, 2 finished */
     int collecting;          /* a thread is inside a collection round */
     int nhelpers;            /* threads in result() collecting for themselves */
+    int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int finished;            /* processes stopped, region unmapped */
     uint32_t batch[NE_RING]; /* the collection round's results */
     pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */

@@ -222,14 +222,15 @@ ne_blob_write_buffers(const ne_blob *b, char *dst, _Atomic uint64_t *ready)
     }
 }
 
-/* The whole blob, then *ready (if given) covering all of it.  Large copies
- * release the GIL: the buffers are held, so their memory stays. */
+/* The whole blob, then *ready (if given) covering all of it.  With
+ * release_gil, large copies release the GIL: the buffers are held, so
+ * their memory stays. */
 void
-ne_blob_write(const ne_blob *b, char *dst, _Atomic uint64_t *ready)
+ne_blob_write(const ne_blob *b, char *dst, _Atomic uint64_t *ready, int release_gil)
 {
     ne_blob_write_prefix(b, dst);
     if (b->nviews > 0) {
-        PyThreadState *ts = b->size >= GIL_FREE_COPY ? PyEval_SaveThread() : NULL;
+        PyThreadState *ts = release_gil && b->size >= GIL_FREE_COPY ? PyEval_SaveThread() : NULL;
         ne_blob_write_buffers(b, dst, NULL);
         if (ts != NULL) {
             PyEval_RestoreThread(ts);
@@ -283,7 +284,9 @@ typedef struct ne_loading {
     struct ne_loading *outer;
 } ne_loading;
 
-static ne_loading *loading;  /* GIL */
+/* Per thread: pickle.loads runs Python code and _take_buffer copies with
+ * the GIL released, so two threads may be loading at once. */
+static _Thread_local ne_loading *loading;
 
 /* _take_buffer(index, mutable): buffer `index` of the payload being loaded,
  * rebuilt as bytes (or bytearray), copied once out of shared memory. */

@@ -37,6 +37,7 @@ claim(ne_region *r, int w)
              * entry is stale (not READY) and the parent fails the task */
             s->worker = w;
             s->state = SLOT_RUNNING;
+            atomic_signal_fence(memory_order_seq_cst);
             shm->ready_head++;
             return (int)idx;
         }
@@ -105,8 +106,10 @@ window_reserve(ne_region *r, int w, uint64_t n, ne_span *span)
         return 0;
     }
     uint64_t head = atomic_load(&ws->ring_head);
-    if (head == atomic_load(&ws->ring_tail)) {
-        /* empty: start over at the front, where the pages are warm */
+    int empty = head == atomic_load(&ws->ring_tail);
+    if (empty) {
+        /* start over at the front, where the pages are warm; the skipped
+         * bytes count as used until the parent releases this result */
         head = (head + size - 1) / size * size;
     }
     uint64_t pos = head % size;
@@ -114,8 +117,9 @@ window_reserve(ne_region *r, int w, uint64_t n, ne_span *span)
         head += size - pos;
         pos = 0;
     }
-    /* the parent frees space as it reads results; wait for it */
-    while (head + n - atomic_load(&ws->ring_tail) > size) {
+    /* the parent frees space as it reads results; wait for it (an empty
+     * ring has all of it free already) */
+    while (!empty && head + n - atomic_load(&ws->ring_tail) > size) {
         struct timespec pause = {0, 200 * 1000};
         Py_BEGIN_ALLOW_THREADS
         nanosleep(&pause, NULL);
@@ -197,7 +201,7 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
             dst = (char *)s->result_inline;
         }
     }
-    ne_blob_write(&blob, dst, NULL);
+    ne_blob_write(&blob, dst, NULL, 1);
     if (s->result.kind == SPAN_NAMED) {
         ne_named_release(dst, blob.size);
     }
@@ -212,7 +216,9 @@ post(ne_region *r, uint32_t idx)
     /* ring entry, then count, then state: a death at any point leaves the
      * slot RUNNING (failed by the parent) or fully posted */
     shm->done[shm->done_tail % NE_RING] = idx;
+    atomic_signal_fence(memory_order_seq_cst);
     shm->done_tail++;
+    atomic_signal_fence(memory_order_seq_cst);
     r->slots[idx].state = SLOT_DONE;
     int wake = shm->collector_sleeping;
     shm->collector_sleeping = 0;
@@ -308,6 +314,7 @@ ne_proc_worker_main(ne_ppool *p, int w)
         leave(st, 1);
     }
     Py_DECREF(ok);
+    ws->ready = 1;
 
     long done = 0;
     ne_shm_lock(r->shm);

@@ -160,7 +160,10 @@ ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
         rec->stream_dst = dst;
         return 0;
     }
-    ne_blob_write(blob, dst, &s->args_ready);
+    /* the GIL stays held: the slot is taken but not yet published, and
+     * nothing else may release or reuse it meanwhile (big payloads stream,
+     * with that guarded by rec->streaming) */
+    ne_blob_write(blob, dst, &s->args_ready, 0);
     if (s->args.kind == SPAN_NAMED) {
         ne_named_release(dst, blob->size);
     }
@@ -385,13 +388,13 @@ refuse_if_unusable(ne_ppool *p)
         }
         return -1;
     }
-    if (p->shutdown) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
-        return -1;
-    }
     if (st->exiting) {
         PyErr_SetString(PyExc_RuntimeError,
                         "cannot schedule new futures after interpreter shutdown");
+        return -1;
+    }
+    if (p->shutdown) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
         return -1;
     }
     return 0;
@@ -448,12 +451,23 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
 
     ne_blob blob = {0};
     PyObject *call = make_call(args, nargs, kwnames);
-    if (call == NULL || ne_blob_dump(st, call, 3, &blob) < 0) {
-        Py_XDECREF(call);
+    /* pickling runs Python code, which may let another thread shut the
+     * pool down or break it; the collector does not finish meanwhile */
+    p->nsubmitting++;
+    int dumped = call != NULL && ne_blob_dump(st, call, 3, &blob) == 0;
+    p->nsubmitting--;
+    Py_XDECREF(call);
+    if (!dumped) {
         complete_with_current_error(p, future, bridge);
         return 0;
     }
-    Py_DECREF(call);
+    if (refuse_if_unusable(p) < 0 || p->region.base == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+        }
+        ne_blob_clear(&blob);
+        return -1;
+    }
     if (p->collector_state == 0 && ne_collector_start(p) < 0) {
         ne_blob_clear(&blob);
         return -1;
@@ -765,9 +779,34 @@ ne_ppool_finish(ne_ppool *p)
     unmap(p);
 }
 
+/* A future the parent was waiting for, in a forked child: asyncio ones
+ * fail directly (the loop belongs to this thread now), concurrent ones
+ * only if no thread that vanished in the fork holds their lock. */
+static void
+settle_in_child(ne_ppool *p, PyObject *future, ne_bridge *bridge, PyObject *reason)
+{
+    PyObject *exc = reason != NULL ? broken_error(p, reason) : NULL;
+    if (exc == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (bridge != NULL) {
+        ne_task t = {.future = future, .bridge = bridge, .error = exc};
+        ne_task_complete_async(p->st, &t);
+    }
+    else {
+        PyObject *r = PyObject_CallFunctionObjArgs(p->st->settle_inherited, future, exc, NULL);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(future);
+        }
+        Py_XDECREF(r);
+    }
+    Py_DECREF(exc);
+}
+
 /* In a forked child.  quiet: the fork is one of ours (zygote, worker),
  * which runs no code of the parent's: mark the pool foreign and touch
- * nothing else.  Otherwise futures the parent is waiting for are the
+ * nothing else.  Otherwise the futures the parent is waiting for are the
  * parent's; the child's copies fail. */
 void
 ne_ppool_after_fork_child(ne_ppool *p, int quiet)
@@ -788,32 +827,23 @@ ne_ppool_after_fork_child(ne_ppool *p, int quiet)
         "the process pool belongs to process %d, not to this forked child", (int)p->owner_pid);
     for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
         ne_record *rec = &p->records[idx];
-        if (rec->future == NULL) {
-            continue;
+        if (rec->future != NULL) {
+            settle_in_child(p, rec->future, rec->bridge, reason);
         }
-        PyObject *exc = reason ? broken_error(p, reason) : NULL;
-        if (rec->bridge != NULL) {
-            ne_task t = {.future = rec->future, .bridge = rec->bridge, .error = exc};
-            ne_task_complete_async(p->st, &t);
-        }
-        else if (exc != NULL) {
-            ne_ppool_complete(p, rec->future, NULL, NULL, exc);
-        }
-        PyErr_Clear();
-        Py_XDECREF(exc);
         Py_CLEAR(rec->future);
         Py_CLEAR(rec->bridge);
         rec->arena_length = 0;
     }
-    Py_XDECREF(reason);
     while (p->pending_head != NULL) {
         ne_pending *t = p->pending_head;
         p->pending_head = t->next;
+        settle_in_child(p, t->future, t->bridge, reason);
         ne_blob_clear(&t->blob);
         Py_DECREF(t->future);
         Py_XDECREF((PyObject *)t->bridge);
         PyMem_Free(t);
     }
+    Py_XDECREF(reason);
     p->pending_tail = NULL;
     p->npending = 0;
 }

@@ -75,7 +75,7 @@ typedef struct {
     int32_t status;                       /* waitpid() status once DEAD */
     uint32_t sleeping;                    /* lock: waiting for work */
     uint32_t init_failed;                 /* its initializer raised */
-    uint32_t pad;
+    uint32_t ready;                       /* past its initializer */
     uint64_t window_offset;               /* its result ring */
     uint64_t window_size;
     _Atomic uint64_t ring_head;           /* bytes ever reserved (worker) */

@@ -75,11 +75,11 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
     if (p->broken) {
         refusal = BROKEN_MESSAGE;
     }
-    else if (p->shutdown) {
-        refusal = "cannot schedule new futures after shutdown";
-    }
     else if (p->st->exiting) {
         refusal = "cannot schedule new futures after interpreter shutdown";
+    }
+    else if (p->shutdown) {
+        refusal = "cannot schedule new futures after shutdown";
     }
     else {
         enqueue(p, t);
@@ -238,6 +238,9 @@ fork_parent(void)
 static void
 fork_child(void)
 {
+    /* A task running on a worker may fork: that worker is the thread that
+     * goes on in the child, with its task, and stays in its pool. */
+    ne_worker *self = ne_worker_current();
     for (ne_pool *p = registry; p != NULL; p = p->next) {
         pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->exited, NULL);
@@ -245,14 +248,31 @@ fork_child(void)
         while (*wtail != NULL) {
             wtail = &(*wtail)->next;
         }
-        *wtail = p->workers;
-        p->workers = NULL;
+        ne_worker *survivor = NULL;
+        for (ne_worker *w = p->workers, *next; w != NULL; w = next) {
+            next = w->next;
+            if (w == self) {
+                survivor = w;
+                continue;
+            }
+            w->next = NULL;
+            *wtail = w;
+            wtail = &w->next;
+        }
+        p->workers = survivor;
+        if (survivor != NULL) {
+            survivor->next = NULL;
+        }
         ne_task **ttail = &p->forked_tasks;
         while (*ttail != NULL) {
             ttail = &(*ttail)->next;
         }
         *ttail = take_all(p);
-        p->nthreads = p->nidle = p->nwoken = p->nreturning = 0;
+        p->nthreads = survivor != NULL;
+        p->nidle = p->nwoken = p->nreturning = 0;
+        if (survivor != NULL && survivor->returning) {
+            survivor->returning = 0;
+        }
         pthread_mutex_unlock(&p->mutex);
     }
     pthread_mutex_unlock(&registry_lock);

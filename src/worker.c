@@ -24,6 +24,12 @@ ne_worker_is_current(ne_pool *p)
     return current_worker != NULL && current_worker->pool == p;
 }
 
+ne_worker *
+ne_worker_current(void)
+{
+    return current_worker;
+}
+
 /* mutex: the oldest queued task, now this worker's current one. */
 static ne_task *
 take(ne_pool *p, ne_worker *w)

@@ -111,7 +111,9 @@ zygote_main(ne_ppool *p)
     sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, NULL);
+    /* SET, not BLOCK: a pool made on one of our native threads would
+     * otherwise pass their all-blocked mask on to every worker */
+    sigprocmask(SIG_SETMASK, &block, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigchld;
@@ -147,6 +149,10 @@ zygote_main(ne_ppool *p)
 int
 ne_zygote_start(ne_ppool *p)
 {
+    /* output still buffered would be written again by every worker */
+    PyObject *r = PyObject_CallMethod(p->st->process_hooks, "flush_std_streams", NULL);
+    Py_XDECREF(r);
+    PyErr_Clear();
     p->st->native_fork = 1;
     PyOS_BeforeFork();
     pid_t pid = fork();

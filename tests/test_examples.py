@@ -244,32 +244,6 @@ TARGETS = {
     "p2_mixed_io_cpu": ["count_primes", "simulate_io"],
 }
 
-# native_exec bugs that the examples run into: the checks they break may
-# fail (an XPASS says the bug did not show).  Delete an entry once its bug is
-# fixed, and the "Known problems" of examples/README.md with it.
-KNOWN_BUGS = {
-    ("s5_threads_vs_processes", "native", "prints"): pytest.mark.xfail(strict=False, reason=(
-        "native_exec bug: ProcessPoolExecutor() forks its zygote without flushing "
-        "sys.stdout, and each worker forked from it flushes, when it exits, what "
-        "the program had printed before the pool was created but not yet written "
-        "(stdout is a pipe here, so block-buffered): s5's first three lines come "
-        "out once more per worker.  The stdlib flushes before it forks.")),
-    ("s5_threads_vs_processes", "native", "structure"): pytest.mark.xfail(strict=False, reason=(
-        "native_exec bug, now and then: a fork (here the zygote's, as "
-        "ProcessPoolExecutor() is created) while a to_thread worker is finishing "
-        "a task can deadlock the program: native_exec's at-fork hook holds the "
-        "thread pool's mutex while logging's Python at-fork hooks run, the worker "
-        "takes the GIL from them and then waits for the mutex.  The run is killed "
-        "after TIMEOUT.")),
-}
-
-
-def expect_known_bug(request, name: str, flavour: str, check: str) -> None:
-    mark = KNOWN_BUGS.get((name, flavour, check))
-    if mark is not None:
-        request.node.add_marker(mark)
-
-
 # The thread that to_thread runs a call in: the stdlib default executor names
 # its threads asyncio_N, native_exec's default pool native_exec_N.
 TO_THREAD_NAME = {"stdlib": r"asyncio_\d+", "native": r"native_exec_\d+"}
@@ -386,8 +360,7 @@ def most_at_once(calls: List[dict]) -> int:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_native_prints_what_the_original_prints(request, runs, name):
-    expect_known_bug(request, name, "native", "prints")
+def test_native_prints_what_the_original_prints(runs, name):
     native = runs["script", name, "native"].stdout().splitlines()
     stdlib = runs["script", name, "stdlib"].stdout().splitlines()
     assert canonical(name, native) == canonical(name, stdlib)
@@ -395,8 +368,7 @@ def test_native_prints_what_the_original_prints(request, runs, name):
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("name", NAMES)
-def test_prints_the_tutorial_lines(request, runs, name, flavour):
-    expect_known_bug(request, name, flavour, "prints")
+def test_prints_the_tutorial_lines(runs, name, flavour):
     out = runs["script", name, flavour].stdout().splitlines()
     assert canonical(name, out) == canonical(name, list(EXPECTED[name]))
 
@@ -567,8 +539,7 @@ def test_s4_2_counts_in_worker_processes(runs, flavour):
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
-def test_s5_each_row_of_the_table(request, runs, flavour):
-    expect_known_bug(request, "s5_threads_vs_processes", flavour, "structure")
+def test_s5_each_row_of_the_table(runs, flavour):
     s = structure(runs, "s5_threads_vs_processes", flavour)
     calls = s["calls"]
     assert len(calls) == 4 + 4 + 4 + 4 + 8

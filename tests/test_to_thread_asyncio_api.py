@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+import native_exec
 from conftest import run
 
 
@@ -175,14 +176,34 @@ def test_wait_timeout_leaves_blocked_calls_pending(impl, gate):
     assert run(main()) == "slow"
 
 
-def test_wait_on_ensure_future_of_calls(impl):
+def test_wait_on_ensure_future_of_calls_stdlib():
     # ensure_future is asyncio's other way to make a to_thread call into
     # something asyncio.wait accepts (3.11+ refuses bare coroutines).
     async def main():
-        futs = [asyncio.ensure_future(impl.to_thread(double, i)) for i in range(3)]
+        futs = [asyncio.ensure_future(asyncio.to_thread(double, i)) for i in range(3)]
         done, pending = await asyncio.wait(futs)
         assert pending == set() and done == set(futs)
         return [f.result() for f in futs]
+
+    assert run(main()) == [0, 2, 4]
+
+
+def test_native_wait_takes_tasks_not_the_future_itself():
+    # A documented difference: ensure_future returns native_exec's future
+    # itself, which is also a coroutine, and asyncio.wait refuses coroutines
+    # on 3.11+ (3.10 accepts them with a DeprecationWarning).  create_task,
+    # as with asyncio.to_thread, is the way to hand calls to asyncio.wait.
+    async def main():
+        fut = native_exec.to_thread(double, 1)
+        assert asyncio.ensure_future(fut) is fut
+        if sys.version_info >= (3, 11):
+            with pytest.raises(TypeError, match="coroutines is forbidden"):
+                await asyncio.wait([fut])
+        await fut
+        tasks = [asyncio.create_task(native_exec.to_thread(double, i)) for i in range(3)]
+        done, pending = await asyncio.wait(tasks)
+        assert pending == set() and done == set(tasks)
+        return [t.result() for t in tasks]
 
     assert run(main()) == [0, 2, 4]
 
