@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTracebac
 from typing import Any, Callable, Optional, Tuple
 
 from ._future import NativeFuture
+from ._workers import run_initializer
 
 
 class WorkerDied(BrokenProcessPool):
@@ -125,13 +126,7 @@ def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any,
     import asyncio.events
 
     asyncio.events._set_running_loop(None)
-    if initializer is not None:
-        try:
-            initializer(*initargs)
-        except BaseException:
-            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
-            return False
-    return True
+    return run_initializer(initializer, initargs)
 
 
 def wrap_exception(exc: BaseException) -> Any:

@@ -49,6 +49,13 @@ def enter_worker(name: str, initializer: Optional[Callable[..., Any]],
     exception is logged as ``concurrent.futures`` logs it.
     """
     _WorkerThread(name)
+    return run_initializer(initializer, initargs)
+
+
+def run_initializer(initializer: Optional[Callable[..., Any]],
+                    initargs: Tuple[Any, ...]) -> bool:
+    """Run a pool's initializer; False, logged as concurrent.futures logs
+    it, if it raised."""
     if initializer is not None:
         try:
             initializer(*initargs)

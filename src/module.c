@@ -9,6 +9,17 @@ ne_state_of_type(PyTypeObject *tp)
     return (ne_state *)PyType_GetModuleState(tp);
 }
 
+/* shutdown(wait=True, *, cancel_futures=False), as both pool types take it. */
+int
+ne_parse_shutdown(PyObject *args, PyObject *kwargs, int *wait, int *cancel_futures)
+{
+    static char *kwlist[] = {"wait", "cancel_futures", NULL};
+    *wait = 1;
+    *cancel_futures = 0;
+    return PyArg_ParseTupleAndKeywords(args, kwargs, "|p$p:shutdown", kwlist,
+                                       wait, cancel_futures) ? 0 : -1;
+}
+
 static inline ne_state *
 state_of(PyObject *module)
 {

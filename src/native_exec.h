@@ -94,6 +94,7 @@ struct ne_state {
 };
 
 ne_state *ne_state_of_type(PyTypeObject *tp);
+int ne_parse_shutdown(PyObject *args, PyObject *kwargs, int *wait, int *cancel_futures);
 
 /* obj.name() and obj.name(arg); return a new reference or NULL.  The spare
  * slot in front of the arguments lets the call prepend `self` for free. */

@@ -37,6 +37,16 @@ broken_error(ne_ppool *p, PyObject *reason)
     return PyObject_CallOneArg(p->st->BrokenProcessPool, reason);
 }
 
+/* Release a task that waited in the parent. */
+static void
+pending_free(ne_pending *t)
+{
+    ne_blob_clear(&t->blob);
+    Py_DECREF(t->future);
+    Py_XDECREF((PyObject *)t->bridge);
+    PyMem_Free(t);
+}
+
 /* Complete a task's future, from any thread holding the GIL: asyncio
  * futures go through their loop's bridge. */
 void
@@ -264,9 +274,7 @@ ne_ppool_refill(ne_ppool *p)
             p->free_slots[p->nfree++] = idx;
             complete_with_current_error(p, t->future, t->bridge);
         }
-        Py_DECREF(t->future);
-        Py_XDECREF((PyObject *)t->bridge);
-        PyMem_Free(t);
+        pending_free(t);  /* its blob was consumed */
     }
 }
 
@@ -356,10 +364,7 @@ ne_ppool_break(ne_ppool *p, const char *reason)
         }
         ne_ppool_complete(p, t->future, t->bridge, NULL, exc);
         Py_XDECREF(exc);
-        ne_blob_clear(&t->blob);
-        Py_DECREF(t->future);
-        Py_XDECREF((PyObject *)t->bridge);
-        PyMem_Free(t);
+        pending_free(t);
     }
     p->pending_tail = NULL;
     p->npending = 0;
@@ -595,10 +600,7 @@ ppool_withdraw(PyObject *self, PyObject *arg)
             }
         }
         p->npending--;
-        ne_blob_clear(&t->blob);
-        Py_DECREF(t->future);
-        Py_XDECREF((PyObject *)t->bridge);
-        PyMem_Free(t);
+        pending_free(t);
         return PyLong_FromLong(1);
     }
     if (p->region.base == NULL || p->foreign) {
@@ -665,10 +667,7 @@ cancel_unclaimed(ne_ppool *p)
             PyErr_WriteUnraisable((PyObject *)p);
         }
         Py_XDECREF(pair);
-        ne_blob_clear(&t->blob);
-        Py_DECREF(t->future);
-        Py_XDECREF((PyObject *)t->bridge);
-        PyMem_Free(t);
+        pending_free(t);
     }
     p->pending_tail = NULL;
     p->npending = 0;
@@ -838,10 +837,7 @@ ne_ppool_after_fork_child(ne_ppool *p, int quiet)
         ne_pending *t = p->pending_head;
         p->pending_head = t->next;
         settle_in_child(p, t->future, t->bridge, reason);
-        ne_blob_clear(&t->blob);
-        Py_DECREF(t->future);
-        Py_XDECREF((PyObject *)t->bridge);
-        PyMem_Free(t);
+        pending_free(t);
     }
     Py_XDECREF(reason);
     p->pending_tail = NULL;
@@ -943,10 +939,7 @@ ppool_dealloc(PyObject *self)
     while (p->pending_head != NULL) {
         ne_pending *t = p->pending_head;
         p->pending_head = t->next;
-        ne_blob_clear(&t->blob);
-        Py_DECREF(t->future);
-        Py_XDECREF((PyObject *)t->bridge);
-        PyMem_Free(t);
+        pending_free(t);
     }
     if (!p->foreign) {
         unmap(p);
@@ -969,10 +962,8 @@ PyDoc_STRVAR(ppool_shutdown_doc,
 static PyObject *
 ppool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"wait", "cancel_futures", NULL};
-    int wait = 1, cancel_futures = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p$p:shutdown", kwlist,
-                                     &wait, &cancel_futures)) {
+    int wait, cancel_futures;
+    if (ne_parse_shutdown(args, kwargs, &wait, &cancel_futures) < 0) {
         return NULL;
     }
     if (ne_ppool_shutdown((ne_ppool *)self, wait, cancel_futures) < 0) {

@@ -624,10 +624,8 @@ PyDoc_STRVAR(pool_shutdown_doc,
 static PyObject *
 pool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"wait", "cancel_futures", NULL};
-    int wait = 1, cancel_futures = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p$p:shutdown", kwlist,
-                                     &wait, &cancel_futures)) {
+    int wait, cancel_futures;
+    if (ne_parse_shutdown(args, kwargs, &wait, &cancel_futures) < 0) {
         return NULL;
     }
     if (ne_pool_shutdown((ne_pool *)self, wait, cancel_futures) < 0) {

@@ -29,25 +29,39 @@ on_sigchld(int signo)
     errno = saved;
 }
 
-static void
-fork_worker(ne_ppool *p, int w)
+/* fork() bracketed as os.fork() brackets it; the interpreter's after-fork
+ * hooks see native_fork set, so they only tidy up in our children.
+ * Returns 0 in the child, the pid (or -1, errno set) in the parent. */
+static pid_t
+fork_ours(ne_state *st)
 {
-    ne_wslot *ws = &p->region.workers[w];
-    p->st->native_fork = 1;
+    st->native_fork = 1;
     PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {
         PyOS_AfterFork_Child();
-        p->st->native_fork = 0;
-        ne_proc_worker_main(p, w);
+        st->native_fork = 0;
+        return 0;
     }
     int saved = errno;
     PyOS_AfterFork_Parent();
-    p->st->native_fork = 0;
+    st->native_fork = 0;
+    errno = saved;
+    return pid;
+}
+
+static void
+fork_worker(ne_ppool *p, int w)
+{
+    ne_wslot *ws = &p->region.workers[w];
+    pid_t pid = fork_ours(p->st);
+    if (pid == 0) {
+        ne_proc_worker_main(p, w);
+    }
     if (pid < 0) {
         /* reported as a worker that died at once, with the errno negated */
         ws->pid = 0;
-        ws->status = -saved;
+        ws->status = -errno;
         atomic_store(&ws->state, W_DEAD);
         ne_futex_ring(&p->region.shm->collector_seq, 1);
         return;
@@ -153,19 +167,11 @@ ne_zygote_start(ne_ppool *p)
     PyObject *r = PyObject_CallMethod(p->st->process_hooks, "flush_std_streams", NULL);
     Py_XDECREF(r);
     PyErr_Clear();
-    p->st->native_fork = 1;
-    PyOS_BeforeFork();
-    pid_t pid = fork();
+    pid_t pid = fork_ours(p->st);
     if (pid == 0) {
-        PyOS_AfterFork_Child();
-        p->st->native_fork = 0;
         zygote_main(p);
     }
-    int saved = errno;
-    PyOS_AfterFork_Parent();
-    p->st->native_fork = 0;
     if (pid < 0) {
-        errno = saved;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
