@@ -92,6 +92,22 @@ finish(ne_ppool *p, uint32_t idx)
     ne_ppool_release_slot(p, idx);
 }
 
+/* Workers that die by themselves before their initializer has finished,
+ * this many in a row, break the pool rather than be replaced forever. */
+#define STARTUP_DEATHS_MAX 3
+
+/* An exit, or a crash signal: not killed from outside (which only calls
+ * for a replacement). */
+static int
+dies_by_itself(int status)
+{
+    if (!WIFSIGNALED(status)) {
+        return 1;
+    }
+    int sig = WTERMSIG(status);
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT;
+}
+
 /* Worker w is dead: fail what it was running, free its place. */
 static void
 bury(ne_ppool *p, int w)
@@ -144,10 +160,14 @@ bury(ne_ppool *p, int w)
     if (init_failed) {
         ne_ppool_break(p, "A process initializer failed, the process pool is not usable anymore");
     }
-    else if (never_ready && pid != 0 && p->zygote_pid > 0) {
-        /* it died in its initializer without raising (os._exit, a crash):
-         * every replacement would too */
-        ne_ppool_break(p, "A worker process died in its initializer, the process pool is not usable anymore");
+    else if (!never_ready) {
+        p->startup_deaths = 0;
+    }
+    else if (pid != 0 && p->zygote_pid > 0 && dies_by_itself(status)
+             && ++p->startup_deaths >= STARTUP_DEATHS_MAX) {
+        /* its initializer keeps ending the process (os._exit, a crash)
+         * without raising: every replacement would too */
+        ne_ppool_break(p, "worker processes keep dying in their initializer, the process pool is not usable anymore");
     }
     else if (pid == 0 && status < 0) {
         char reason[160];

@@ -317,6 +317,7 @@ struct ne_ppool {
     int collecting;          /* a thread is inside a collection round */
     int nhelpers;            /* threads in result() collecting for themselves */
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
+    int startup_deaths;      /* workers in a row that died in their initializer */
     int finished;            /* processes stopped, region unmapped */
     uint32_t batch[NE_RING]; /* the collection round's results */
     pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */
