@@ -1,0 +1,464 @@
+"""What only native_exec's process pool does, or does where the stdlib
+genuinely differs: ``pool.run`` and ``to_process`` from asyncio, fork-only
+``mp_context``, ``max_tasks_per_child`` with fork, fork without the 3.12
+DeprecationWarning, ``cancel()`` that withdraws a queued task, no zombies
+and no /dev/shm leftovers after shutdown, workers that leave with a killed
+parent, and the native ``_stats()``."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import gc
+import glob
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import psutil
+import pytest
+
+import native_exec
+from process_fixtures import (  # noqa: F401  (fixtures)
+    SCRIPTS, WAIT, blocked, at_barrier, children_of_me, getpid, gone, markers,
+    native_ppool, new_barrier, open_gate, pool_family, run_script, shm_entries, square, touch,
+    wait_started, wait_until, zombie_children)
+
+pytestmark = pytest.mark.timeout(180)
+
+MiB = 1 << 20
+
+
+class Boom(Exception):
+    def __init__(self, message, code):
+        super().__init__(message, code)
+
+
+def raise_boom(message, code):
+    raise Boom(message, code)
+
+
+def echo(*args, **kwargs):
+    return args, kwargs
+
+
+def pid_after(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def zeros(n):
+    return bytes(n)
+
+
+def crc(data):
+    return len(data), zlib.crc32(data)
+
+
+def _fail_loading():
+    raise ValueError("this result cannot be rebuilt")
+
+
+class LoadsBadly:
+    """Pickles fine in the worker; unpickling it in the parent raises."""
+
+    def __reduce__(self):
+        return _fail_loading, ()
+
+
+def make_loads_badly():
+    return LoadsBadly()
+
+
+# ------------------------------------------------------- run / to_process
+
+def test_run_from_asyncio(native_ppool):
+    pool = native_ppool(2)
+
+    async def main():
+        fut = pool.run(square, 3)
+        assert isinstance(fut, asyncio.Future)
+        first = await fut
+        many = await asyncio.gather(*(pool.run(square, i) for i in range(500)))
+        kw = await pool.run(echo, 1, key="v")
+        waited = await asyncio.wait_for(pool.run(square, 12), WAIT)
+        task = await asyncio.create_task(pool.run(square, 13))
+        return first, many, kw, waited, task
+
+    first, many, kw, waited, task = asyncio.run(main())
+    assert first == 9 and many == [i * i for i in range(500)]
+    assert kw == ((1,), {"key": "v"}) and waited == 144 and task == 169
+
+
+def test_run_exceptions(native_ppool):
+    pool = native_ppool(2)
+
+    async def main():
+        outs = await asyncio.gather(pool.run(raise_boom, "async", 1), pool.run(square, 2),
+                                    pool.run(int, "nope"), return_exceptions=True)
+        with pytest.raises(Boom) as info:
+            await pool.run(raise_boom, "direct", 2)
+        return outs, info.value
+
+    (boom, four, bad_int), direct = asyncio.run(main())
+    assert type(boom) is Boom and boom.args == ("async", 1)
+    assert "raise_boom" in str(boom.__cause__) and "Traceback" in str(boom.__cause__)
+    assert four == 4 and type(bad_int) is ValueError
+    assert direct.args == ("direct", 2)
+
+
+def test_run_without_a_running_loop(native_ppool):
+    pool = native_ppool(1)
+    with pytest.raises(RuntimeError):
+        pool.run(square, 2)
+    assert pool.submit(square, 2).result(timeout=WAIT) == 4
+
+
+def test_to_process(tmp_path):
+    async def main():
+        many = await asyncio.gather(*(native_exec.to_process(square, i) for i in range(300)))
+        pids = await asyncio.gather(*(native_exec.to_process(getpid) for _ in range(20)))
+        kw = await native_exec.to_process(echo, "a", b=2)
+        with pytest.raises(Boom) as info:
+            await native_exec.to_process(raise_boom, "default pool", 3)
+        return many, pids, kw, info.value
+
+    many, pids, kw, exc = asyncio.run(main())
+    assert many == [i * i for i in range(300)]
+    assert os.getpid() not in pids
+    assert kw == (("a",), {"b": 2})
+    assert exc.args == ("default pool", 3) and "raise_boom" in str(exc.__cause__)
+    # the default pool outlives one event loop
+    assert asyncio.run(main())[0] == many
+
+
+def test_run_cancel_withdraws_an_unclaimed_task(native_ppool, markers, tmp_path):
+    pool = native_ppool(1)
+    victim_file = str(tmp_path / "victim")
+
+    async def main():
+        busy = pool.run(blocked, markers, "busy")
+        await asyncio.get_running_loop().run_in_executor(None, wait_started, markers, 1)
+        victim = pool.run(touch, victim_file)
+        assert victim.cancel()
+        open_gate(markers)
+        out = await busy
+        with pytest.raises(asyncio.CancelledError):
+            await victim
+        return out, await pool.run(square, 6)
+
+    out, after = asyncio.run(main())
+    assert out[0] == "busy" and after == 36
+    pool.shutdown(wait=True)
+    assert not os.path.exists(victim_file)
+
+
+# ------------------------------------------------------------ arguments
+
+def test_mp_context_must_be_fork(native_ppool):
+    for method in ("spawn", "forkserver"):
+        with pytest.raises(ValueError):
+            native_exec.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
+    pool = native_ppool(1, mp_context=multiprocessing.get_context("fork"))
+    assert pool.submit(square, 5).result(timeout=WAIT) == 25
+
+
+def test_max_tasks_per_child_validation():
+    with pytest.raises(ValueError):
+        native_exec.ProcessPoolExecutor(1, max_tasks_per_child=0)
+    with pytest.raises(TypeError):
+        native_exec.ProcessPoolExecutor(1, max_tasks_per_child="2")
+
+
+def test_max_tasks_per_child_replaces_workers(native_ppool):
+    pool = native_ppool(1, max_tasks_per_child=2)
+    pids = [pool.submit(getpid).result(timeout=WAIT) for _ in range(6)]
+    assert pids[0] == pids[1] and pids[2] == pids[3] and pids[4] == pids[5]
+    assert len({pids[0], pids[2], pids[4]}) == 3
+    # a burst, queued at once: still two tasks per process
+    burst = [f.result(timeout=WAIT) for f in [pool.submit(getpid) for _ in range(10)]]
+    counts = collections.Counter(burst)
+    assert set(counts.values()) == {2} and len(counts) == 5
+    assert not set(burst) & set(pids)
+    for pid in pids:
+        wait_until(lambda: gone(pid), f"retired worker {pid} to exit")
+
+
+def test_max_tasks_per_child_with_several_workers(native_ppool):
+    pool = native_ppool(2, max_tasks_per_child=3)
+    futs = [pool.submit(pid_after, 0.001) for _ in range(60)]
+    counts = collections.Counter(f.result(timeout=WAIT) for f in futs)
+    assert max(counts.values()) <= 3 and len(counts) >= 20
+    assert os.getpid() not in counts
+
+
+def test_no_fork_deprecation_warning_in_multithreaded_process():
+    proc = run_script("warnings_error.py", python_args=["-W", "error::DeprecationWarning"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    assert "DeprecationWarning" not in proc.stderr
+
+
+def test_function_defined_in_main_after_the_pool():
+    proc = run_script("main_functions.py", "native", "--late")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["late"][0] == "AttributeError" and "late" in out["late"][1]
+    assert out["after_late"] == 25 and out["submit"] == 49
+
+
+def test_result_that_cannot_be_rebuilt_fails_that_future_only(native_ppool):
+    pool = native_ppool(1)
+    exc = pool.submit(make_loads_badly).exception(timeout=WAIT)
+    assert type(exc) is ValueError and "cannot be rebuilt" in str(exc)
+    assert pool.submit(square, 8).result(timeout=WAIT) == 64
+    assert not pool._broken
+
+
+# ----------------------------------------------------------------- cancel
+
+def test_cancel_withdraws_a_task_no_worker_claimed(native_ppool, markers, tmp_path):
+    pool = native_ppool(2)
+    running = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    victim_file = str(tmp_path / "victim")
+    victim = pool.submit(touch, victim_file)
+    assert pool._stats()["in_flight"] == 3
+    assert victim.cancel() is True
+    assert victim.cancelled() and victim.done()
+    assert pool._stats()["in_flight"] == 2
+    with pytest.raises(concurrent.futures.CancelledError):
+        victim.result(timeout=0)
+    # a running task cannot be cancelled
+    assert running[0].cancel() is False
+    open_gate(markers)
+    assert [f.result(timeout=WAIT)[0] for f in running] == [0, 1]
+    assert pool.submit(square, 4).result(timeout=WAIT) == 16
+    assert running[1].cancel() is False and victim.cancel() is True
+    pool.shutdown(wait=True)
+    assert not os.path.exists(victim_file)
+
+
+def test_cancel_in_shared_memory_and_in_the_parents_queue(native_ppool, markers, tmp_path):
+    # more tasks than shared-memory slots: the rest wait in the parent
+    pool = native_ppool(2)
+    running = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    files = [str(tmp_path / ("t%d" % i)) for i in range(1100)]
+    futs = [pool.submit(touch, path) for path in files]
+    stats = pool._stats()
+    assert stats["pending"] > 0 and stats["in_flight"] + stats["pending"] == 1102
+    victims = {5, 500, 1090, 1099}
+    assert all(futs[i].cancel() for i in victims)
+    assert pool._stats()["in_flight"] + pool._stats()["pending"] == 1102 - len(victims)
+    open_gate(markers)
+    for i, f in enumerate(futs):
+        if i not in victims:
+            assert f.result(timeout=WAIT) in _pids_of(pool, running)
+    pool.shutdown(wait=True)
+    created = {i for i, path in enumerate(files) if os.path.exists(path)}
+    assert created == set(range(1100)) - victims
+
+
+def _pids_of(pool, running):
+    return {f.result(timeout=WAIT)[1] for f in running}
+
+
+def test_shutdown_cancel_futures_cancels_every_unclaimed_task(native_ppool, markers, tmp_path):
+    pool = native_ppool(2)
+    running = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    files = [str(tmp_path / ("t%d" % i)) for i in range(1500)]
+    queued = [pool.submit(touch, path) for path in files]
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in queued)
+    open_gate(markers)
+    assert [f.result(timeout=WAIT)[0] for f in running] == [0, 1]
+    pool.shutdown(wait=True)
+    assert not any(os.path.exists(p) for p in files)
+
+
+def test_cancel_after_completion_returns_false(native_ppool):
+    pool = native_ppool(1)
+    fut = pool.submit(square, 3)
+    assert fut.result(timeout=WAIT) == 9
+    assert fut.cancel() is False and not fut.cancelled()
+
+
+# ----------------------------------------------------- processes and shm
+
+def test_stats_shape(native_ppool):
+    pool = native_ppool(3)
+    stats = pool._stats()
+    assert set(stats) == {"worker_pids", "in_flight", "pending", "max_workers",
+                          "zygote_pid", "shutdown", "broken"}
+    assert stats["max_workers"] == 3 and stats["worker_pids"] == []
+    assert stats["zygote_pid"] in children_of_me()
+    assert stats["shutdown"] is False and stats["broken"] is None
+    assert pool.submit(square, 2).result(timeout=WAIT) == 4
+    # (the zygote may mark its new worker alive just after the task is done)
+    wait_until(lambda: 1 <= len(pool._stats()["worker_pids"]) <= 3, "a live worker")
+    pool.shutdown()
+    stats = pool._stats()
+    assert stats["shutdown"] is True and stats["zygote_pid"] == 0 and stats["worker_pids"] == []
+
+
+def test_no_zombies_after_shutdown(native_ppool):
+    zombies_before = set(zombie_children())
+    new_barrier(2)
+    pool = native_ppool(2)
+    pids = {f.result(timeout=WAIT) for f in [pool.submit(at_barrier), pool.submit(at_barrier)]}
+    stats = pool._stats()
+    zygote, workers = stats["zygote_pid"], set(stats["worker_pids"])
+    assert len(workers) == 2 and pids <= workers
+    mine = children_of_me()
+    assert zygote in mine and workers <= mine
+    pool.shutdown(wait=True)
+    for pid in workers | {zygote}:
+        assert not psutil.pid_exists(pid), f"process {pid} still exists after shutdown"
+    assert set(zombie_children()) - zombies_before == set()
+    assert not (children_of_me() & (workers | {zygote}))
+
+
+def test_no_zombies_after_an_unused_pool_shuts_down(native_ppool):
+    pool = native_ppool(2)
+    zygote = pool._stats()["zygote_pid"]
+    pool.shutdown(wait=True)
+    assert not psutil.pid_exists(zygote)
+
+
+def test_pool_dropped_without_shutdown_takes_its_processes(native_ppool):
+    pool = native_exec.ProcessPoolExecutor(2)
+    assert [f.result(timeout=WAIT) for f in [pool.submit(square, i) for i in range(10)]] \
+        == [i * i for i in range(10)]
+    stats = pool._stats()
+    pids = set(stats["worker_pids"]) | {stats["zygote_pid"]}
+    del pool
+    gc.collect()
+    for pid in pids:
+        wait_until(lambda: not psutil.pid_exists(pid), f"process {pid} to exit")
+
+
+def test_interpreter_exit_without_shutdown(tmp_path):
+    for extra in ((), ("--pending",)):
+        proc = run_script("exit_without_shutdown.py", *extra, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout.splitlines()[0])
+        for pid in info["zygotes"] + info["workers"]:
+            wait_until(lambda: gone(pid), f"process {pid} of the exited script to go")
+
+
+class ShmWatcher:
+    """Records the /dev/shm entries of the given processes seen meanwhile."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.seen = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.seen |= shm_entries(self.pids)
+            time.sleep(0.0005)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.timeout(300)
+def test_no_shm_left_after_a_result_larger_than_the_region(native_ppool):
+    pool = native_ppool(1)
+    worker = pool.submit(getpid).result(timeout=WAIT)
+    ours = pool_family(pool) | {worker}
+    with ShmWatcher(ours) as watcher:
+        out = pool.submit(zeros, 300 * MiB).result(timeout=120)
+    assert len(out) == 300 * MiB and out == bytes(300 * MiB)
+    del out
+    assert watcher.seen, "the 300 MiB result never went through a named segment"
+    assert all(e.startswith("/dev/shm/native_exec-%d-" % worker) for e in watcher.seen)
+    wait_until(lambda: not shm_entries(ours), "the result's segment to be unlinked")
+    assert pool.submit(getpid).result(timeout=WAIT) == worker
+    pool.shutdown(wait=True)
+    assert shm_entries(ours) == set()
+
+
+@pytest.mark.timeout(300)
+def test_no_shm_left_after_arguments_larger_than_the_arena(native_ppool, markers):
+    # The worker is kept busy while 256 MiB arguments queue up; once the
+    # argument area is full, the next goes to a named segment.  One of those
+    # is cancelled (the parent unlinks it), another is read by the worker
+    # (which unlinks it).
+    pool = native_ppool(1)
+    busy = pool.submit(blocked, markers, "busy")
+    wait_started(markers, 1)
+    ours = pool_family(pool)
+    assert not shm_entries(ours)
+    data = bytes(range(256)) * (MiB // 256) * 256
+    queued = []
+    while not shm_entries([os.getpid()]):
+        if len(queued) == 6:
+            pytest.fail("six queued 256 MiB arguments and none in a named segment")
+        queued.append(pool.submit(crc, data))
+    victim = queued.pop()
+    assert victim.cancel() is True
+    assert not shm_entries(ours), "a cancelled task's segment was left behind"
+    queued.append(pool.submit(crc, data))
+    assert shm_entries([os.getpid()]), "the next argument did not go to a named segment"
+    open_gate(markers)
+    expected = crc(data)
+    assert busy.result(timeout=WAIT)[0] == "busy"
+    assert [f.result(timeout=120) for f in queued] == [expected] * len(queued)
+    wait_until(lambda: not shm_entries(ours), "read segments to be unlinked")
+    pool.shutdown(wait=True)
+    assert shm_entries(ours) == set()
+
+
+def test_parent_killed_takes_zygote_and_workers(tmp_path):
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "parent_killed.py"), str(marker_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    info = None
+    try:
+        line = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert line and line[0].strip(), "the script printed no pids: " + proc.stderr.read() \
+            if proc.poll() is not None else "the script printed no pids in 60s"
+        info = json.loads(line[0])
+        pids = [info["zygote"]] + info["workers"]
+        assert len(info["workers"]) == 2 and all(pids)
+        for pid in pids:
+            assert psutil.Process(pid).ppid() in (info["parent"], info["zygote"])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for pid in pids:
+            wait_until(lambda: gone(pid), f"process {pid} to exit after its owner was killed",
+                       timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if info is not None:
+            for pid in [info["zygote"]] + info["workers"]:
+                try:
+                    if psutil.Process(pid).cmdline()[:1] == [sys.executable]:
+                        os.kill(pid, signal.SIGKILL)
+                except (psutil.Error, ProcessLookupError):
+                    pass
