@@ -56,6 +56,14 @@ def read_stamp(path):
     return int(pid), float(when)
 
 
+def zeros(n):
+    return bytes(n)
+
+
+def length(data):
+    return len(data)
+
+
 def short_task(i):
     time.sleep(0.002)
     return i
@@ -251,3 +259,39 @@ def test_initializer_that_exits_breaks_the_pool(native_ppool):
     assert isinstance(fut.exception(timeout=WAIT), BrokenProcessPool)
     with pytest.raises(BrokenProcessPool):
         pool.submit(square, 3)
+
+
+@pytest.mark.timeout(300)
+def test_worker_killed_while_writing_a_named_result(native_ppool):
+    pool = native_ppool(1)
+    worker = pool.submit(getpid).result(timeout=WAIT)
+    fut = pool.submit(zeros, 600 * (1 << 20))    # larger than the result window
+    prefix = "/dev/shm/native_exec-%d-" % worker
+    wait_until(lambda: shm_entries([worker]), "the worker to create its result segment",
+               interval=0.0002)
+    os.kill(worker, signal.SIGKILL)
+    exc = fut.exception(timeout=WAIT)
+    assert type(exc) is WorkerDied and exc.pid == worker
+    wait_until(lambda: not shm_entries([worker]), f"{prefix}* to be unlinked")
+    assert pool.submit(getpid).result(timeout=WAIT) != worker
+    pool.shutdown(wait=True)
+    assert not shm_entries([worker, os.getpid()])
+
+
+@pytest.mark.timeout(300)
+def test_worker_killed_while_a_large_argument_streams_in(native_ppool):
+    pool = native_ppool(1)
+    worker = pool.submit(getpid).result(timeout=WAIT)
+    data = os.urandom(8 << 20) * 32                     # 256 MiB
+    killer = threading.Timer(0.02, os.kill, (worker, signal.SIGKILL))
+    killer.start()
+    fut = pool.submit(length, data)
+    killer.join()
+    exc = fut.exception(timeout=WAIT)
+    # killed while reading it (WorkerDied) or before claiming it (it ran on
+    # the replacement)
+    assert exc is None and fut.result() == len(data) or type(exc) is WorkerDied
+    assert pool.submit(length, data).result(timeout=WAIT) == len(data)
+    assert not pool._broken
+    pool.shutdown(wait=True)
+    assert not shm_entries([worker, os.getpid()])

@@ -147,6 +147,14 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt("in the worker")
+
+
+def digest_kwargs(*args, **kwargs):
+    return [digest(a) for a in args[0]], {k: digest(v) for k, v in kwargs.items()}
+
+
 # ------------------------------------------------------------- results
 
 def test_submit_returns_a_future_with_the_result(make_ppool):
@@ -207,6 +215,80 @@ def test_result_timeout_is_honoured(make_ppool, markers):
         elapsed = time.monotonic() - start
         assert timeout <= elapsed < timeout + 0.5, f"exception({timeout}) took {elapsed:.3f}s"
     assert not fut.done()
+
+
+def test_done_callbacks_run_once_and_may_submit(make_ppool):
+    pool = make_ppool(2)
+    calls = []
+    chained = []
+    finished = threading.Event()
+
+    def then(fut):
+        calls.append(fut)
+        nxt = pool.submit(square, fut.result())
+        nxt.add_done_callback(lambda g: (chained.append(g.result()), finished.set()))
+
+    fut = pool.submit(square, 3)
+    fut.add_done_callback(then)
+    assert finished.wait(WAIT) and chained == [81]
+    assert calls == [fut]
+    late = []
+    fut.add_done_callback(late.append)      # on a done future: at once
+    assert late == [fut]
+
+
+def test_results_waited_for_in_several_threads(make_ppool):
+    pool = make_ppool(2)
+    futs = [pool.submit(square, i) for i in range(500)]
+    outs = []
+
+    def waiter():
+        outs.append([f.result(timeout=WAIT) for f in futs])
+
+    threads = [threading.Thread(target=waiter) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT * 2)
+    assert len(outs) == 4 and all(o == [i * i for i in range(500)] for o in outs)
+
+
+def test_submits_from_several_threads(make_ppool):
+    pool = make_ppool(2)
+    ok = {}
+
+    def submitter(k):
+        futs = [pool.submit(square, k * 1000 + i) for i in range(300)]
+        ok[k] = [f.result(timeout=WAIT) for f in futs] == [(k * 1000 + i) ** 2 for i in range(300)]
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT * 2)
+    assert ok == {k: True for k in range(6)}
+
+
+def test_non_callable_fails_its_future(make_ppool):
+    pool = make_ppool(1)
+    exc = pool.submit(42).exception(timeout=WAIT)
+    assert type(exc) is TypeError and "not callable" in str(exc)
+    assert pool.submit(square, 4).result(timeout=WAIT) == 16
+
+
+def test_keyboard_interrupt_in_a_task_is_its_exception(make_ppool):
+    pool = make_ppool(1)
+    exc = pool.submit(raise_keyboard_interrupt).exception(timeout=WAIT)
+    assert type(exc) is KeyboardInterrupt and exc.args == ("in the worker",)
+    assert pool.submit(square, 4).result(timeout=WAIT) == 16
+
+
+def test_up_to_max_workers_run_at_once(make_ppool):
+    new_barrier(6)
+    pool = make_ppool(6)
+    futs = [pool.submit(at_barrier) for _ in range(6)]
+    pids = {f.result(timeout=WAIT) for f in futs}
+    assert len(pids) == 6 and os.getpid() not in pids
 
 
 def test_max_workers_must_be_positive(proc_impl):
@@ -449,6 +531,24 @@ def test_as_completed_yields_in_completion_order(make_ppool, markers):
         next(it)
 
 
+def test_wait_and_as_completed_see_cancelled_futures(make_ppool, markers):
+    pool = make_ppool(2)
+    running = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    # (the stdlib hands up to max_workers + 1 calls to its workers' queue,
+    # where they can no longer be cancelled: the victim queues behind them)
+    fillers = [pool.submit(square, i) for i in range(5)]
+    victim = pool.submit(square, 100)
+    assert victim.cancel() is True
+    open_gate(markers)
+    done, not_done = concurrent.futures.wait(running + fillers + [victim], timeout=WAIT)
+    assert not not_done, f"wait() still waits for {not_done}"
+    assert list(concurrent.futures.as_completed([victim], timeout=WAIT)) == [victim]
+    done, not_done = concurrent.futures.wait(
+        [victim], timeout=WAIT, return_when=concurrent.futures.FIRST_COMPLETED)
+    assert done == {victim}
+
+
 # ------------------------------------------------------------- pickling
 
 @pytest.mark.parametrize("what", ["lambda-arg", "lock-arg", "lambda-fn", "local-fn"])
@@ -523,6 +623,13 @@ def test_many_buffers_nested_in_containers(make_ppool):
     assert pool.submit(digest_deep, deep).result(timeout=WAIT) == digest_deep(deep)
     out = pool.submit(identity, (tree, deep)).result(timeout=WAIT)
     assert out == (tree, deep)
+
+
+def test_large_buffers_in_keyword_and_nested_arguments(make_ppool):
+    a, b, c = make_blob(16 * MiB, 11), bytearray(make_blob(MiB, 12)), make_blob(200_000, 13)
+    pool = make_ppool(1)
+    out = pool.submit(digest_kwargs, [a, b], first=c, second=a).result(timeout=WAIT)
+    assert out == ([digest(a), digest(b)], {"first": digest(c), "second": digest(a)})
 
 
 @pytest.mark.parametrize("size", [10, 200 * 1024, 16 * MiB])

@@ -77,6 +77,36 @@ def make_loads_badly():
     return LoadsBadly()
 
 
+class NeedsTwo(Exception):
+    """Pickles as NeedsTwo(a): rebuilding it in the parent raises TypeError."""
+
+    def __init__(self, a, b):
+        super().__init__(a)
+
+
+def raise_needs_two():
+    raise NeedsTwo("a", "b")
+
+
+_INIT_LOG = None
+
+
+def log_init(path):
+    with open(path, "a") as f:
+        f.write("%d\n" % os.getpid())
+
+
+def nested_pool(n):
+    with native_exec.ProcessPoolExecutor(2) as inner:
+        return list(inner.map(square, range(n))), os.getpid()
+
+
+def nested_to_process(n):
+    async def main():
+        return await asyncio.gather(*(native_exec.to_process(square, i) for i in range(n)))
+    return asyncio.run(main())
+
+
 # ------------------------------------------------------- run / to_process
 
 def test_run_from_asyncio(native_ppool):
@@ -215,11 +245,78 @@ def test_function_defined_in_main_after_the_pool():
 
 
 def test_result_that_cannot_be_rebuilt_fails_that_future_only(native_ppool):
+    # (the stdlib's pool breaks when its result thread cannot unpickle)
     pool = native_ppool(1)
     exc = pool.submit(make_loads_badly).exception(timeout=WAIT)
     assert type(exc) is ValueError and "cannot be rebuilt" in str(exc)
     assert pool.submit(square, 8).result(timeout=WAIT) == 64
+    exc = pool.submit(raise_needs_two).exception(timeout=WAIT)
+    assert type(exc) is TypeError
+    assert pool.submit(square, 9).result(timeout=WAIT) == 81
     assert not pool._broken
+
+
+def test_max_tasks_per_child_runs_the_initializer_in_each_replacement(native_ppool, tmp_path):
+    log = str(tmp_path / "init.log")
+    pool = native_ppool(1, initializer=log_init, initargs=(log,), max_tasks_per_child=2)
+    pids = [pool.submit(getpid).result(timeout=WAIT) for _ in range(6)]
+    pool.shutdown(wait=True)
+    with open(log) as f:
+        init_pids = [int(line) for line in f.read().split()]
+    assert init_pids == sorted(set(pids), key=pids.index)
+
+
+def test_a_pool_inside_a_worker(native_ppool):
+    pool = native_ppool(2)
+    out, pid = pool.submit(nested_pool, 6).result(timeout=WAIT)
+    assert out == [i * i for i in range(6)] and pid != os.getpid()
+    assert pool.submit(square, 3).result(timeout=WAIT) == 9
+
+
+def test_to_process_inside_a_worker_after_the_parent_used_it(native_ppool):
+    # the parent's default pool exists before this pool (and its zygote) is
+    # made; a task calling to_process needs a default pool of its own, as
+    # the stdlib lets a worker make its own ProcessPoolExecutor
+    async def use():
+        return await native_exec.to_process(square, 2)
+
+    assert asyncio.run(use()) == 4
+    pool = native_ppool(1)
+    assert pool.submit(nested_to_process, 6).result(timeout=WAIT) == [i * i for i in range(6)]
+    assert pool.submit(square, 3).result(timeout=WAIT) == 9
+
+
+def test_a_forked_child_cannot_use_the_pool_and_the_parent_can(native_ppool, markers):
+    pool = native_ppool(2)
+    inflight = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 3
+        try:
+            pool.submit(square, 2)
+        except RuntimeError:
+            code = 0
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    open_gate(markers)
+    assert [f.result(timeout=WAIT)[0] for f in inflight] == [0, 1]
+    assert pool.submit(square, 5).result(timeout=WAIT) == 25
+
+
+def test_a_stdlib_pool_beside_native_tasks(native_ppool, markers):
+    pool = native_ppool(2)
+    inflight = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    with concurrent.futures.ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("fork")) as stdlib_pool:
+        assert list(stdlib_pool.map(square, range(10))) == [i * i for i in range(10)]
+    open_gate(markers)
+    assert [f.result(timeout=WAIT)[0] for f in inflight] == [0, 1]
+    assert pool.submit(square, 5).result(timeout=WAIT) == 25
 
 
 # ----------------------------------------------------------------- cancel
@@ -283,6 +380,28 @@ def test_shutdown_cancel_futures_cancels_every_unclaimed_task(native_ppool, mark
     assert [f.result(timeout=WAIT)[0] for f in running] == [0, 1]
     pool.shutdown(wait=True)
     assert not any(os.path.exists(p) for p in files)
+
+
+def test_cancel_racing_the_workers_is_consistent(native_ppool, tmp_path):
+    # cancel() right after submit() races the workers' claims: True must
+    # mean the task never ran, False that it ran (and has its result)
+    pool = native_ppool(2)
+    records = []
+    for i in range(4000):
+        path = str(tmp_path / ("t%d" % i))
+        fut = pool.submit(touch, path)
+        if i % 3 == 0:
+            time.sleep(0)
+        records.append((path, fut, fut.cancel()))
+    pool.shutdown(wait=True)
+    withdrawn = 0
+    for path, fut, cancelled in records:
+        if cancelled:
+            withdrawn += 1
+            assert fut.cancelled() and not os.path.exists(path)
+        else:
+            assert os.path.exists(path) and fut.result(timeout=0) != os.getpid()
+    assert withdrawn > 0
 
 
 def test_cancel_after_completion_returns_false(native_ppool):
