@@ -5,16 +5,20 @@ the shape of what it reports and that every number is positive.  They
 assert nothing about speed: that is what the benchmark itself is for.
 """
 
+import importlib.util
+import inspect
 import json
 import os
+import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from native_exec.bench import peers, registry, report
+from native_exec.bench import peers, process_scenarios, process_work, registry, report
 from native_exec.bench.__main__ import main
-from native_exec.bench.model import Skipped
+from native_exec.bench.model import Measurement, Result, Scenario, Skipped
 from native_exec.bench.runner import run_scenario
 
 TINY = "0.01"
@@ -33,6 +37,28 @@ REQUIRED = {
     "thread/fanout_sleep_10ms_128w",
     "thread/run_in_executor_default",
 }
+PROCESS = {
+    "process/small_tasks",
+    "process/serial_roundtrip",
+    "process/arg_64mib",
+    "process/count_primes_2w",
+    "process/count_primes_1w",
+    "process/map_chunksize_1",
+    "process/map_chunksize_100",
+    "process/payload_1mib_in",
+    "process/payload_1mib_out",
+    "process/payload_64mib_in",
+    "process/payload_64mib_out",
+    "process/to_process_gather",
+}
+REQUIRED |= PROCESS
+# The process scenarios that loky and multiprocessing.Pool also run.
+PROCESS_WITH_PEERS = {
+    "process/small_tasks", "process/serial_roundtrip", "process/arg_64mib",
+    "process/count_primes_2w", "process/count_primes_1w", "process/map_chunksize_1",
+    "process/map_chunksize_100",
+}
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_bench(*args, env=None):
@@ -85,9 +111,10 @@ def test_quick_run_reports_every_scenario(quick_run):
             # Only rows that need a peer (uvloop) may be skipped, for that reason.
             assert "@" in sc["name"] and sc["skipped"] == peers.NOT_INSTALLED, sc
             continue
+        warmups = 1 if sc["max_warmup"] is None else min(1, sc["max_warmup"])
         for role in ("stdlib", "native"):
             check_measurement(sc["sides"][role], repeats=3)
-            assert len(sc["sides"][role]["warmup_s"]) == 1
+            assert len(sc["sides"][role]["warmup_s"]) == warmups
         assert positive(sc["ratio"])
         assert len(sc["paired_ratios"]) == 3
         assert sc["target_met"] is None  # targets do not apply at a tiny scale
@@ -100,6 +127,28 @@ def test_quick_run_reports_every_scenario(quick_run):
                 assert positive(peer["ratio_vs_stdlib"])
 
 
+def test_quick_run_covers_process_scenarios(quick_run):
+    """Every process scenario ran native_exec and the stdlib; peers where they run."""
+    _, path = quick_run
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    by_name = {s["name"]: s for s in doc["scenarios"]}
+    for name in PROCESS:
+        sc = by_name[name]
+        assert sc["skipped"] is None, sc
+        assert "ProcessPoolExecutor" in sc["sides"]["stdlib"]["label"]
+        assert sc["sides"]["native"]["label"].startswith("native_exec.ProcessPoolExecutor")
+        assert positive(sc["sides"]["stdlib"]["median_s"])
+        assert positive(sc["sides"]["native"]["median_s"])
+        expected = {"loky", "multiprocessing.Pool"} if name in PROCESS_WITH_PEERS else set()
+        assert set(sc["peers"]) == expected, name
+        assert sc["peers"].get("multiprocessing.Pool", {"status": "ok"})["status"] == "ok"
+        if peers.installed("loky") and "loky" in expected:
+            assert sc["peers"]["loky"]["status"] == "ok", sc["peers"]["loky"]
+    assert by_name["process/count_primes_1w"]["params"]["workers"] == 1
+    assert by_name["process/arg_64mib"]["params"]["arg_bytes"] == 64 << 20
+    assert by_name["process/small_tasks"]["target"] == 10.0
+
+
 def test_quick_run_prints_table_and_progress(quick_run):
     proc, _ = quick_run
     out = proc.stdout
@@ -109,6 +158,7 @@ def test_quick_run_prints_table_and_progress(quick_run):
     for name in REQUIRED:
         assert name in out
     assert "thread/gather_noop  repeat 3/3" in proc.stderr
+    assert "process/small_tasks  repeat 3/3" in proc.stderr
 
 
 def test_only_selects_scenarios(tmp_path):
@@ -164,6 +214,10 @@ def test_missing_peers_are_skipped_not_errors(tmp_path, monkeypatch, capsys):
     scenarios = {s.name: s for s in registry.build_all(0.002)}
     assert scenarios["thread/gather_noop@uvloop"].skipped == Skipped(peers.NOT_INSTALLED)
     assert scenarios["thread/gather_noop"].peers["anyio"] == Skipped(peers.NOT_INSTALLED)
+    assert scenarios["process/small_tasks"].peers["loky"] == Skipped(peers.NOT_INSTALLED)
+    # multiprocessing.Pool is the stdlib's: never missing.
+    assert not isinstance(scenarios["process/small_tasks"].peers["multiprocessing.Pool"],
+                          Skipped)
     assert run_scenario(scenarios["thread/gather_noop@uvloop"], repeats=1).sides == {}
 
     path = tmp_path / "missing.json"
@@ -180,11 +234,57 @@ def test_missing_peers_are_skipped_not_errors(tmp_path, monkeypatch, capsys):
     check_measurement(by_name["thread/gather_noop"]["sides"]["native"], repeats=1)
 
 
+def test_process_work_pickles_by_reference():
+    """Worker functions are module-level, so every pool can send them by name."""
+    for fn in (process_work.identity, process_work.length, process_work.blob,
+               process_work.warm, process_work.count_primes):
+        assert pickle.loads(pickle.dumps(fn)) is fn
+        assert fn.__module__ == "native_exec.bench.process_work"
+
+
+def test_count_primes_is_the_tutorials():
+    """The bench's count_primes is examples/blocking_code.py's, character for character."""
+    spec = importlib.util.spec_from_file_location("_tutorial_blocking_code",
+                                                  EXAMPLES / "blocking_code.py")
+    tutorial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tutorial)
+    assert inspect.getsource(process_work.count_primes) == \
+        inspect.getsource(tutorial.count_primes)
+    assert process_work.count_primes(50_000) == tutorial.count_primes(50_000) == 5133
+
+
+def test_process_sizes_at_full_scale():
+    """Scale 1 runs the sizes the targets are promised for."""
+    scenarios = {s.name: s for s in process_scenarios.build(1.0)}
+    assert scenarios["process/small_tasks"].tasks == 5_000
+    assert scenarios["process/count_primes_2w"].params == {
+        "numbers": [50_000, 60_000, 70_000, 80_000], "workers": 2}
+    assert scenarios["process/count_primes_1w"].params["workers"] == 1
+    assert scenarios["process/payload_64mib_out"].params["result_bytes"] == 64 << 20
+    assert {n: s.target for n, s in scenarios.items() if s.target} == {
+        "process/small_tasks": 10.0, "process/serial_roundtrip": 3.0,
+        "process/arg_64mib": 10.0, "process/count_primes_2w": 1.0,
+        "process/count_primes_1w": 1.0}
+
+
+def test_target_noise():
+    """A target with noise allowed is met a little below it, and says so."""
+    sc = Scenario("g/x", "x", 1, None, None, None, target=1.0, target_noise=0.05)
+    result = Result(sc, {"stdlib": Measurement("s", "asyncio", 1, times=[0.96]),
+                         "native": Measurement("n", "asyncio", 1, times=[1.0])})
+    assert result.target_met is True
+    result.sides["stdlib"].times = [0.94]
+    assert result.target_met is False
+    assert "within 5%" in report._target_cell(result, {"scale": 1.0})
+
+
 @pytest.mark.parametrize("pattern,name,expected", [
     ("gather", "thread/gather_noop", True),
     ("thread/*_32w", "thread/gather_sleep_1ms_32w", True),
     ("thread/*_32w", "thread/fanout_sleep_10ms_128w", False),
     ("process", "thread/os_stat", False),
+    ("process/payload_*_in", "process/payload_64mib_in", True),
+    ("process/payload_*_in", "process/payload_64mib_out", False),
 ])
 def test_matches(pattern, name, expected):
     assert registry.matches(name, pattern) is expected

@@ -15,12 +15,15 @@ Layout, one concern a file:
   runner.py            event loops, interleaved repeats, timing
   workloads.py         how a scenario issues its calls (gather, sequential)
   thread_scenarios.py  thread-pool scenarios
+  process_scenarios.py process-pool scenarios (and their workloads)
+  process_pools.py     process pools as contenders: one handle, warmed up
+  process_work.py      the functions the worker processes run
   peers.py             optional third-party peers (uvloop, anyio; loky and
                        multiprocessing.Pool for the process scenarios)
   machine.py           CPU model, cores, Python build, package versions
   progress.py          the progress line on stderr
   report.py            table, JSON and plot
 
-A new group of scenarios (e.g. ``process_scenarios.py``) is one more module
-defining ``ORDER`` and ``build(scale)``; nothing else needs to change.
+A new group of scenarios is one more ``*_scenarios.py`` module defining
+``ORDER`` and ``build(scale)``; nothing else needs to change.
 """

@@ -47,9 +47,11 @@ class Scenario:
     native: Optional[Contender]
     peers: Mapping[str, Union[Contender, Skipped]] = field(default_factory=dict)
     target: Optional[float] = None               # the ratio native_exec promises
+    target_noise: float = 0.0                    # met at >= target * (1 - target_noise)
     skipped: Optional[Skipped] = None            # the whole row cannot run here
     fixture: Optional[ContextManager[Any]] = None  # entered once around the scenario
     params: Dict[str, Any] = field(default_factory=dict)  # sizes etc., for the JSON
+    max_warmup: Optional[int] = None             # at most this many warm-up rounds
 
     @property
     def group(self) -> str:
@@ -127,7 +129,7 @@ class Result:
         target, ratio = self.scenario.target, self.ratio
         if target is None or ratio is None:
             return None
-        return ratio >= target
+        return ratio >= target * (1.0 - self.scenario.target_noise)
 
     def peer_status(self) -> Dict[str, Union[Measurement, Skipped]]:
         out: Dict[str, Union[Measurement, Skipped]] = {}

@@ -5,11 +5,12 @@ never an error, only a ``Skipped("not installed")``.
 
 * Event loops: ``asyncio`` (always) and ``uvloop``; :func:`new_event_loop`.
 * Thread peers: :func:`anyio_to_thread` (``anyio.to_thread.run_sync``).
-* Process-pool peers, for the process scenarios to come:
-  :data:`PROCESS_POOL_PEERS` maps ``"loky"`` and ``"multiprocessing.Pool"``
-  to a function ``(workers) -> Contender | Skipped`` whose ``call(fn, *args)``
-  runs ``fn(*args)`` in that peer's worker processes.  ``fn`` and its
-  arguments must be picklable (module-level functions).
+* Process-pool peers: :data:`PROCESS_POOL_PEERS` maps ``"loky"`` and
+  ``"multiprocessing.Pool"`` to a function ``(workers, sizes=...) ->
+  Contender | Skipped`` whose ``open()`` yields a warmed-up
+  :class:`~.process_pools.PoolHandle`: ``handle(fn, *args)`` is awaitable,
+  ``handle.submit(fn, *args).result()`` and ``handle.map(...)`` block.
+  ``fn`` and its arguments must be picklable (module-level functions).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Dict, Optional, Union
+from typing import AsyncIterator, Callable, Dict, Iterable, Optional, Union
 
 from .model import Contender, Skipped
 from .workloads import Call
@@ -83,67 +84,29 @@ def anyio_to_thread(loop: str = "asyncio") -> Union[Contender, Skipped]:
 
 # --------------------------------------------------- process-pool peers
 
-def loky_pool(workers: int, loop: str = "asyncio") -> Union[Contender, Skipped]:
-    """``loky.get_reusable_executor(workers)``, awaited via ``wrap_future``."""
+def loky_pool(workers: int, loop: str = "asyncio",
+              sizes: Iterable[int] = ()) -> Union[Contender, Skipped]:
+    """``loky.get_reusable_executor(max_workers=workers)``, warmed up.
+
+    Yields a :class:`~.process_pools.PoolHandle`; ``sizes`` are the result
+    blobs each worker makes while warming up.
+    """
     if not installed("loky"):
         return Skipped(NOT_INSTALLED)
+    from . import process_pools
 
-    @asynccontextmanager
-    async def open_loky() -> AsyncIterator[Call]:
-        import loky
-
-        executor = loky.get_reusable_executor(max_workers=workers)
-
-        def call(fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
-            return asyncio.wrap_future(executor.submit(fn, *args))
-
-        try:
-            yield call
-        finally:
-            executor.shutdown(wait=True)
-
-    return Contender("loky reusable executor (%d)" % workers, open_loky, loop=loop)
+    return Contender("loky.get_reusable_executor(max_workers=%d)" % workers,
+                     process_pools.open_loky(workers, sizes), loop=loop)
 
 
-def multiprocessing_pool(workers: int, loop: str = "asyncio",
+def multiprocessing_pool(workers: int, loop: str = "asyncio", sizes: Iterable[int] = (),
                          start_method: str = "fork") -> Union[Contender, Skipped]:
-    """``multiprocessing.Pool(workers).apply_async``, results posted to the loop."""
+    """``multiprocessing.Pool(workers)`` (``apply_async``, ``map``), warmed up."""
+    from . import process_pools
 
-    @asynccontextmanager
-    async def open_mp() -> AsyncIterator[Call]:
-        import multiprocessing
-
-        running = asyncio.get_running_loop()
-        pool = multiprocessing.get_context(start_method).Pool(workers)
-
-        def call(fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
-            fut = running.create_future()
-
-            def done(result: Any) -> None:
-                running.call_soon_threadsafe(_settle, fut, result, None)
-
-            def failed(exc: BaseException) -> None:
-                running.call_soon_threadsafe(_settle, fut, None, exc)
-
-            pool.apply_async(fn, args, callback=done, error_callback=failed)
-            return fut
-
-        try:
-            yield call
-        finally:
-            pool.close()
-            pool.join()
-
-    return Contender("multiprocessing.Pool(%d)" % workers, open_mp, loop=loop)
-
-
-def _settle(fut: "asyncio.Future[Any]", result: Any, exc: Optional[BaseException]) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
+    return Contender("multiprocessing.get_context(%r).Pool(%d)" % (start_method, workers),
+                     process_pools.open_multiprocessing(workers, sizes, start_method),
+                     loop=loop)
 
 
 PROCESS_POOL_PEERS: Dict[str, Callable[..., Union[Contender, Skipped]]] = {

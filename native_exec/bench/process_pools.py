@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, 
 
 from . import process_work
 
-WARM_SECONDS = 0.2   # a warm-up task holds its worker this long
+WARM_SECONDS = 0.05  # a warm-up task holds its worker this long
 WARM_ATTEMPTS = 10   # rounds of warm-up tasks until every worker has run one
 
 

@@ -33,10 +33,14 @@ def make_blob(size: int) -> bytes:
     """
     blob = _BLOBS.get(size)
     if blob is None:
-        pattern = bytes(range(256))
-        blob = pattern * (size // 256) + pattern[:size % 256]
-        _BLOBS[size] = blob
+        blob = _BLOBS[size] = pattern_bytes(size)
     return blob
+
+
+def pattern_bytes(size: int) -> bytes:
+    """``size`` bytes counting 0..255 over and over; not kept."""
+    pattern = bytes(range(256))
+    return pattern * (size // 256) + pattern[:size % 256]
 
 
 def blob(size: int) -> bytes:
@@ -56,12 +60,11 @@ def warm(seconds: float, sizes: Tuple[int, ...] = ()) -> int:
     return os.getpid()
 
 
+# Tutorial section 4.1's function, character for character the one in
+# examples/blocking_code.py (copied so that the benchmark does not depend on
+# examples/; tests/test_bench.py checks that the two stay the same).
 def count_primes(n: int) -> int:
-    """Count primes up to n (CPU-heavy).
-
-    Tutorial section 4.1's function, identical to ``examples/blocking_code.py``
-    (copied so that the benchmark does not depend on ``examples/``).
-    """
+    """Count primes up to n (CPU-heavy)."""
     count = 0
     for num in range(2, n + 1):
         if all(num % i != 0 for i in range(2, int(num ** 0.5) + 1)):

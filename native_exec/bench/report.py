@@ -56,7 +56,9 @@ def _target_cell(result: Result, settings: Dict[str, Any]) -> str:
         verdict = "n/a at this scale"
     else:
         verdict = "?" if met is None else "ok" if met else "MISSED"
-    return "≥%s %s" % (fmt_ratio(target), verdict)
+    noise = result.scenario.target_noise
+    within = " within %g%%" % round(noise * 100, 1) if noise else ""
+    return "≥%s%s %s" % (fmt_ratio(target), within, verdict)
 
 
 # ------------------------------------------------------------------ table
@@ -179,6 +181,8 @@ def to_json(results: Sequence[Result], info: Dict[str, Any],
             "ratio": r.ratio,
             "paired_ratios": paired,
             "target": sc.target,
+            "target_noise": sc.target_noise,
+            "max_warmup": sc.max_warmup,
             "target_met": r.target_met if targets_apply(settings) else None,
             "peers": peers,
         })

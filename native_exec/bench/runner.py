@@ -4,7 +4,8 @@ Each contender gets its own event loop for the whole scenario, and its
 ``open()`` is entered there once, so pools (and a loop's default executor)
 are made once and reused warm by every repeat.  Each round runs the workload
 once per contender in a fixed order (stdlib, native, peers...), warm-up
-rounds first; only the timed rounds count towards the median.  The clock is
+rounds first (no more than the scenario's ``max_warmup``); only the timed
+rounds count towards the median.  The clock is
 read inside the loop, around the workload alone.
 """
 
@@ -92,6 +93,8 @@ def run_scenario(scenario: Scenario, repeats: int, warmup: int = 1,
     if scenario.skipped is not None:
         return result
     progress = progress or Progress(enabled=False)
+    if scenario.max_warmup is not None:
+        warmup = min(warmup, scenario.max_warmup)
     sides: Dict[str, _Side] = {}
     fixture = scenario.fixture if scenario.fixture is not None else contextlib.nullcontext()
     with fixture:
