@@ -202,8 +202,17 @@ def write_json(doc: Dict[str, Any], path: str) -> None:
 
         sys.stdout.write(text)
         return
+    _make_parent(path)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def _make_parent(path: str) -> None:
+    """Create the directory a report file goes in (``docs/`` on a fresh clone)."""
+    import os
+
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
 
 
 # ------------------------------------------------------------------- plot
@@ -266,5 +275,6 @@ def plot(results: Sequence[Result], path: str, info: Dict[str, Any]) -> None:
         ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", which="both", alpha=0.25)
     fig.tight_layout()
+    _make_parent(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
