@@ -272,9 +272,11 @@ def plot(results: Sequence[Result], path: str, info: Dict[str, Any]) -> None:
     head = machine.summary(info)
     ax.set_title("native_exec vs stdlib\n%s\n%s" % tuple(head), fontsize=9)
     if peer_names or targets:
-        ax.legend(fontsize=8, loc="lower right")
+        # Below the axes, so that it never hides a bar or its label.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.6 / len(rows) - 0.04),
+                  ncol=4, frameon=False)
     ax.grid(axis="x", which="both", alpha=0.25)
     fig.tight_layout()
     _make_parent(path)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
