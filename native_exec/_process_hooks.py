@@ -84,7 +84,15 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
                 if self._state == _base.PENDING:
                     self._state = _base.RUNNING
             return False
-        return super().cancel()
+        if not super().cancel():
+            return False
+        # No worker will meet this task to notify its waiters, as the stdlib
+        # executor does when it dequeues a cancelled call: do it here, or
+        # concurrent.futures.wait() and as_completed() would not see it.
+        with self._condition:
+            if self._state == _base.CANCELLED:
+                self.set_running_or_notify_cancel()
+        return True
 
 
 class ProcessNativeFuture(NativeFuture):

@@ -172,9 +172,13 @@ after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
         }
     }
     Py_DECREF(pools);
-    /* A user's child gets a default process pool of its own on first use.
-     * (Our own forks keep theirs: the zygote still runs on its memory.) */
-    if (!quiet) {
+    /* The child gets a default process pool of its own on first use.  In
+     * our own forks the parent's is set aside, not released: the zygote
+     * still runs on its memory. */
+    if (quiet) {
+        st->default_ppool = NULL;
+    }
+    else {
         Py_CLEAR(st->default_ppool);
     }
     Py_RETURN_NONE;
