@@ -38,6 +38,7 @@
 #define NE_ARENA_MAX (1ULL << 30)         /* virtual size of the argument arena */
 #define NE_WINDOW_MAX (256ULL << 20)      /* virtual size of each result window */
 #define NE_NAME_MAX 64
+#define NE_LINGER_SPINS 200                /* sched_yield()s an idle worker waits before sleeping */
 #define NE_STREAM_MIN (4ULL << 20)        /* payloads this big are read as they are written */
 #define NE_STREAM_CHUNK (1ULL << 20)
 
@@ -86,7 +87,8 @@ typedef struct {
     pthread_mutex_t lock;                 /* robust, process-shared */
     /* lock */
     uint32_t ready[NE_RING];              /* slots for workers to claim */
-    uint64_t ready_head, ready_tail;
+    _Atomic uint64_t ready_head;          /* atomic only so idle workers may peek */
+    _Atomic uint64_t ready_tail;
     uint32_t done[NE_RING];               /* slots whose result awaits the parent */
     uint64_t done_head, done_tail;
     uint32_t nsleeping;                   /* workers waiting on work_seq */

@@ -14,6 +14,7 @@
  * PyGILState_Ensure themselves find the same state. */
 #include "native_exec.h"
 
+#include <sched.h>
 #include <string.h>
 
 static _Thread_local ne_worker *current_worker;
@@ -45,6 +46,22 @@ take(ne_pool *p, ne_worker *w)
     }
     w->current = t;
     return t;
+}
+
+/* Without the GIL or the mutex, right after finishing a task (still counted
+ * as returning, so a submit meanwhile counts on it): watch the queue for a
+ * moment, yielding the CPU, before going to sleep on the condition.  The
+ * next call of a caller awaiting one at a time usually comes within that
+ * moment, and is then taken without a futex wake-up on either side. */
+static void
+linger(ne_pool *p)
+{
+    for (int i = 0; i < NE_LINGER_SPINS; i++) {
+        if (__atomic_load_n(&p->nqueued, __ATOMIC_ACQUIRE) != 0) {
+            return;
+        }
+        sched_yield();
+    }
 }
 
 /* Entered and left with the GIL. */
@@ -104,6 +121,7 @@ serve(ne_worker *w)
             pthread_mutex_unlock(&p->mutex);
         }
         ts = PyEval_SaveThread();
+        linger(p);
         pthread_mutex_lock(&p->mutex);
         if (w->returning) {
             w->returning = 0;
