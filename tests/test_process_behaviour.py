@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 
+import psutil
 import pytest
 
 from process_fixtures import (  # noqa: F401  (fixtures)
@@ -391,7 +392,7 @@ def test_shutdown_wait_finishes_every_task_and_reaps_workers(make_ppool):
     assert os.getpid() not in pids
     for pid in pids:
         assert gone(pid), f"worker {pid} still running after shutdown(wait=True)"
-    assert not any(c.pid in pids for c in __import__("psutil").Process().children(True))
+    assert not any(c.pid in pids for c in psutil.Process().children(recursive=True))
 
 
 def test_shutdown_cancel_futures(make_ppool, markers):

@@ -88,9 +88,6 @@ def raise_needs_two():
     raise NeedsTwo("a", "b")
 
 
-_INIT_LOG = None
-
-
 def log_init(path):
     with open(path, "a") as f:
         f.write("%d\n" % os.getpid())
