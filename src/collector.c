@@ -357,7 +357,7 @@ ne_collector_start(ne_ppool *p)
 {
     Py_INCREF(p);
     p->collector_state = 1;
-    int rc = ne_thread_start(collector_main, p);
+    int rc = ne_thread_start(collector_main, p, &p->collector_thread);
     if (rc != 0) {
         p->collector_state = 0;
         Py_DECREF(p);

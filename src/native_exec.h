@@ -209,6 +209,8 @@ struct ne_pool {
     int shutdown;
     int broken;              /* an initializer failed; the pool refuses work */
     ne_worker *workers;
+    pthread_t *gone;         /* threads of workers that left, not yet joined */
+    size_t ngone, gone_cap;
 
     /* set at creation, then read-only */
     int max_workers;
@@ -230,13 +232,16 @@ PyObject *ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames, int elastic);
 int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
 void ne_pool_break(ne_pool *p);
+void ne_pool_reap(ne_pool *p, int block);
+void ne_pool_note_gone(ne_pool *p);
 int ne_pool_install_fork_handlers(void);
 PyObject *ne_pool_snapshot(void);
 void ne_pool_after_fork_child(ne_pool *p, int quiet);
 
 /* ------------------------------------------------------------ worker.c */
 
-int ne_thread_start(void *(*fn)(void *), void *arg);
+int ne_thread_start(void *(*fn)(void *), void *arg, pthread_t *thread);
+void ne_thread_join(pthread_t thread);
 int ne_worker_spawn(ne_pool *p);
 int ne_worker_is_current(ne_pool *p);
 ne_worker *ne_worker_current(void);
@@ -314,6 +319,8 @@ struct ne_ppool {
     PyObject *broken;        /* str: why the pool is unusable, or NULL */
     int foreign;             /* this process is a fork of the pool's owner */
     int collector_state;     /* 0 not started, 1 running, 2 finished */
+    pthread_t collector_thread;
+    int collector_joined;
     int collecting;          /* a thread is inside a collection round */
     int nhelpers;            /* threads in result() collecting for themselves */
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */

@@ -719,6 +719,16 @@ unmap(ne_ppool *p)
     ne_region_unmap(&p->region);
 }
 
+/* GIL: once the collector has finished, wait for its thread to be gone. */
+static void
+join_collector(ne_ppool *p)
+{
+    if (p->collector_state != 0 && !p->collector_joined) {
+        p->collector_joined = 1;
+        ne_thread_join(p->collector_thread);
+    }
+}
+
 int
 ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
 {
@@ -761,6 +771,7 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
         pthread_mutex_unlock(&p->cmutex);
         Py_END_ALLOW_THREADS
         if (finished) {
+            join_collector(p);
             return 0;
         }
         if (PyErr_CheckSignals() < 0) {
@@ -820,6 +831,7 @@ ne_ppool_after_fork_child(ne_ppool *p, int quiet)
     p->region.base = NULL;   /* MADV_DONTFORK: not mapped here */
     p->zygote_pid = 0;       /* not this process's child */
     p->collector_state = 2;
+    p->collector_joined = 1; /* its thread is the parent's */
     pthread_mutex_init(&p->cmutex, NULL);
     pthread_cond_init(&p->ccond, NULL);
     PyObject *reason = PyUnicode_FromFormat(
@@ -928,6 +940,9 @@ ppool_dealloc(PyObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     registry_unlink(p);
+    if (!p->foreign) {
+        join_collector(p);
+    }
     if (!p->foreign && p->zygote_pid > 0) {
         /* never shut down and no collector ran: nothing is in flight */
         stop_processes(p, 1);

@@ -115,6 +115,9 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
         PyErr_SetString(PyExc_RuntimeError, refusal);
         return -1;
     }
+    if (spawn) {
+        ne_pool_reap(p, 0);  /* retired workers' threads, so they do not pile up */
+    }
     if (spawn && ne_worker_spawn(p) < 0) {
         /* With other workers alive the task still runs; with none, nothing
          * would ever take it, so it is withdrawn and the error raised. */
@@ -189,6 +192,59 @@ wait_for_workers(ne_pool *p, int keep)
     }
 }
 
+/* mutex: note a thread to join later; 0, or -1 if there was no memory. */
+static int
+remember_gone(ne_pool *p, pthread_t thread)
+{
+    if (p->ngone == p->gone_cap) {
+        size_t cap = p->gone_cap ? 2 * p->gone_cap : 8;
+        pthread_t *grown = PyMem_RawRealloc(p->gone, cap * sizeof(pthread_t));
+        if (grown == NULL) {
+            return -1;
+        }
+        p->gone = grown;
+        p->gone_cap = cap;
+    }
+    p->gone[p->ngone++] = thread;
+    return 0;
+}
+
+/* A worker thread leaving, under the mutex: it will be joined by
+ * ne_pool_reap. */
+void
+ne_pool_note_gone(ne_pool *p)
+{
+    if (remember_gone(p, pthread_self()) < 0) {
+        pthread_detach(pthread_self());
+    }
+}
+
+/* GIL: join the workers that have left.  block: wait for each to be gone
+ * (GIL released); otherwise only those already gone, never waiting. */
+void
+ne_pool_reap(ne_pool *p, int block)
+{
+    pthread_mutex_lock(&p->mutex);
+    pthread_t *gone = p->gone;
+    size_t n = p->ngone;
+    p->gone = NULL;
+    p->ngone = p->gone_cap = 0;
+    pthread_mutex_unlock(&p->mutex);
+    for (size_t i = 0; i < n; i++) {
+        if (block) {
+            ne_thread_join(gone[i]);
+        }
+        else if (pthread_tryjoin_np(gone[i], NULL) == EBUSY) {
+            pthread_mutex_lock(&p->mutex);
+            if (remember_gone(p, gone[i]) < 0) {
+                pthread_detach(gone[i]);
+            }
+            pthread_mutex_unlock(&p->mutex);
+        }
+    }
+    PyMem_RawFree(gone);
+}
+
 int
 ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
 {
@@ -203,7 +259,11 @@ ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
         return 0;
     }
     /* A task that shuts down its own pool cannot wait for itself. */
-    return wait_for_workers(p, ne_worker_is_current(p) ? 1 : 0);
+    if (wait_for_workers(p, ne_worker_is_current(p) ? 1 : 0) < 0) {
+        return -1;
+    }
+    ne_pool_reap(p, 1);
+    return 0;
 }
 
 /* Fork support.  glibc runs the prepare handler inside fork(), after every
@@ -268,6 +328,7 @@ fork_child(void)
             ttail = &(*ttail)->next;
         }
         *ttail = take_all(p);
+        p->ngone = 0;  /* the parent's threads: nothing to join here */
         p->nthreads = survivor != NULL;
         p->nidle = p->nwoken = p->nreturning = 0;
         if (survivor != NULL && survivor->returning) {
@@ -466,6 +527,7 @@ pool_dealloc(PyObject *self)
     PyObject_GC_UnTrack(self);
     if (p->st != NULL) {
         registry_unlink(p);
+        ne_pool_reap(p, 1);
         abandon_all(p->st, take_all(p), NULL);
         pthread_cond_destroy(&p->exited);
         pthread_cond_destroy(&p->work);

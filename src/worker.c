@@ -184,6 +184,7 @@ worker_main(void *arg)
     pthread_mutex_lock(&p->mutex);
     unlink_worker(p, w);
     p->nthreads--;
+    ne_pool_note_gone(p);
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->mutex);
     current_worker = NULL;
@@ -248,7 +249,8 @@ ne_worker_spawn(ne_pool *p)
     pthread_mutex_unlock(&p->mutex);
     make_os_name(w->os_name, prefix, w->index);
     w->name = PyUnicode_FromFormat("%U_%lu", p->prefix, w->index);
-    int rc = w->name == NULL ? -1 : ne_thread_start(worker_main, w);
+    pthread_t thread;
+    int rc = w->name == NULL ? -1 : ne_thread_start(worker_main, w, &thread);
     if (rc != 0) {
         pthread_mutex_lock(&p->mutex);
         unlink_worker(p, w);
