@@ -54,33 +54,40 @@ PyDoc_STRVAR(to_thread_doc,
 "is an asyncio.Future of the running loop that is also accepted where a\n"
 "coroutine is expected, so gather() needs no Task per call.");
 
+/* The pool in *slot, made by factory on first use (a default pool);
+ * borrowed, or NULL with an exception. */
 static PyObject *
-to_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+default_of(PyObject **slot, PyObject *factory, PyTypeObject *type)
 {
-    ne_state *st = state_of(module);
-    if (st->default_pool == NULL) {
-        PyObject *pool = PyObject_CallNoArgs(st->default_pool_factory);
+    if (*slot == NULL) {
+        PyObject *pool = PyObject_CallNoArgs(factory);
         if (pool == NULL) {
             return NULL;
         }
-        if (!PyObject_TypeCheck(pool, st->ThreadPoolType)) {
+        if (!PyObject_TypeCheck(pool, type)) {
             Py_DECREF(pool);
-            PyErr_SetString(PyExc_TypeError, "default pool factory must return a ThreadPool");
+            PyErr_Format(PyExc_TypeError, "default pool factory must return a %s",
+                         type->tp_name);
             return NULL;
         }
-        if (st->default_pool == NULL) {
-            st->default_pool = (ne_pool *)pool;
+        if (*slot == NULL) {
+            *slot = pool;
         }
         else {
             Py_DECREF(pool);  /* another thread made one while we ran Python */
         }
     }
-    return ne_pool_run(st->default_pool, args, nargs, kwnames, 1);
+    return *slot;
 }
 
-PyDoc_STRVAR(default_pool_doc,
-"_default_pool($module, /)\n--\n\n"
-"The pool to_thread uses, or None before its first call.");
+static PyObject *
+to_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    ne_state *st = state_of(module);
+    PyObject *pool = default_of((PyObject **)&st->default_pool, st->default_pool_factory,
+                                st->ThreadPoolType);
+    return pool == NULL ? NULL : ne_pool_run((ne_pool *)pool, args, nargs, kwnames, 1);
+}
 
 PyDoc_STRVAR(to_process_doc,
 "to_process(func, /, *args, **kwargs)\n--\n\n"
@@ -93,25 +100,14 @@ static PyObject *
 to_process(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     ne_state *st = state_of(module);
-    if (st->default_ppool == NULL) {
-        PyObject *pool = PyObject_CallNoArgs(st->default_ppool_factory);
-        if (pool == NULL) {
-            return NULL;
-        }
-        if (!PyObject_TypeCheck(pool, st->ProcessPoolType)) {
-            Py_DECREF(pool);
-            PyErr_SetString(PyExc_TypeError, "default process pool factory must return a ProcessPool");
-            return NULL;
-        }
-        if (st->default_ppool == NULL) {
-            st->default_ppool = (ne_ppool *)pool;
-        }
-        else {
-            Py_DECREF(pool);
-        }
-    }
-    return ne_ppool_run(st->default_ppool, args, nargs, kwnames);
+    PyObject *pool = default_of((PyObject **)&st->default_ppool, st->default_ppool_factory,
+                                st->ProcessPoolType);
+    return pool == NULL ? NULL : ne_ppool_run((ne_ppool *)pool, args, nargs, kwnames);
 }
+
+PyDoc_STRVAR(default_pool_doc,
+"_default_pool($module, /)\n--\n\n"
+"The pool to_thread uses, or None before its first call.");
 
 static PyObject *
 default_pool(PyObject *module, PyObject *Py_UNUSED(ignored))
