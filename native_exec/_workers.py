@@ -27,18 +27,22 @@ class _WorkerThread(threading._DummyThread):  # type: ignore[name-defined,misc]
     """
 
     def __init__(self, name: str) -> None:
+        # set before threading can list it (super().__init__ registers it)
+        self._left = threading.Event()
         super().__init__()
         self._name = name
         self._daemonic = False
-        self._left = threading.Event()
 
     def is_alive(self) -> bool:
-        return not self._left.is_set()
+        # in a forked child, threading keeps only the thread that forked
+        return (not self._left.is_set()
+                and threading._active.get(self._ident) is self)  # type: ignore[attr-defined]
 
     def join(self, timeout: Optional[float] = None) -> None:
         if self is threading.current_thread():
             raise RuntimeError("cannot join current thread")
-        self._left.wait(timeout)
+        if self.is_alive():
+            self._left.wait(timeout)
 
 
 def enter_worker(name: str, initializer: Optional[Callable[..., Any]],

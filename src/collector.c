@@ -16,6 +16,7 @@
 #include "native_exec.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -127,6 +128,10 @@ bury(ne_ppool *p, int w)
     if (ws->sleeping) {
         ws->sleeping = 0;
         shm->nsleeping--;
+    }
+    if (ws->returning) {
+        ws->returning = 0;
+        shm->nreturning--;
     }
     /* It may have died woken but before taking its wake-up: one too many
      * would be counted as pending, and a later task might wake nobody. */
@@ -272,6 +277,20 @@ wait_for_news(ne_ppool *p, uint32_t seq, long timeout_ns)
     }
 }
 
+/* GIL: threads collecting in result() look at the region with the GIL
+ * released; before it is unmapped, wake them and let them see `finished`
+ * (their futures are done by now anyway) and leave. */
+static void
+wait_for_helpers(ne_ppool *p)
+{
+    while (p->nhelpers > 0) {
+        ne_futex_ring(&p->region.shm->collector_seq, INT32_MAX);
+        Py_BEGIN_ALLOW_THREADS
+        sched_yield();
+        Py_END_ALLOW_THREADS
+    }
+}
+
 static void *
 collector_main(void *arg)
 {
@@ -287,8 +306,9 @@ collector_main(void *arg)
             break;
         }
         if (!p->collecting && collect(p)) {
-            ne_ppool_finish(p);
             p->finished = 1;
+            wait_for_helpers(p);
+            ne_ppool_finish(p);
             break;
         }
     }

@@ -211,6 +211,7 @@ struct ne_pool {
     ne_worker *workers;
     pthread_t *gone;         /* threads of workers that left, not yet joined */
     size_t ngone, gone_cap;
+    size_t njoining;         /* taken from `gone` by a reap, joins not done */
 
     /* set at creation, then read-only */
     int max_workers;
@@ -315,17 +316,19 @@ struct ne_ppool {
     uint64_t next_ticket;
     int nalive;              /* workers spawning or alive */
     int shutdown;            /* refuses new work */
+    int starting;            /* forking the zygote (Python runs meanwhile) */
     int cancel_pending;      /* shutdown(cancel_futures=True) asked */
     PyObject *broken;        /* str: why the pool is unusable, or NULL */
     int foreign;             /* this process is a fork of the pool's owner */
     int collector_state;     /* 0 not started, 1 running, 2 finished */
     pthread_t collector_thread;
-    int collector_joined;
+    int collector_joined;    /* cmutex: 0, 1 being joined, 2 gone */
     int collecting;          /* a thread is inside a collection round */
     int nhelpers;            /* threads in result() collecting for themselves */
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int startup_deaths;      /* workers in a row that died in their initializer */
-    int finished;            /* processes stopped, region unmapped */
+    int finished;            /* no more collecting: the collector stops the
+                              * processes and unmaps the region */
     uint32_t batch[NE_RING]; /* the collection round's results */
     pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */
     pthread_cond_t ccond;

@@ -47,15 +47,35 @@ claim(ne_region *r, int w)
     return -1;
 }
 
+/* Lock held.  Whether worker w counts as idle to the parent while awake:
+ * from posting a result until it claims a task or goes to sleep, it is
+ * sure to look at the ready ring again, so a task published meanwhile
+ * needs no other worker started for it. */
+static void
+set_returning(ne_region *r, int w, int on)
+{
+    ne_wslot *ws = &r->workers[w];
+    if (ws->returning != (uint32_t)on) {
+        ws->returning = (uint32_t)on;
+        if (on) {
+            r->shm->nreturning++;
+        }
+        else {
+            r->shm->nreturning--;
+        }
+    }
+}
+
 /* Lock held on entry and exit.  Before going to sleep, watch the ready
  * ring for a moment (lock released, GIL released, yielding the CPU): in a
  * burst of short tasks the next one is usually a few microseconds away,
  * and catching it here spares the parent a futex wake per task. */
 static void
-linger(ne_region *r)
+linger(ne_region *r, int w)
 {
     ne_shm *shm = r->shm;
     int found = 0;
+    set_returning(r, w, 1);
     ne_shm_unlock(shm);
     Py_BEGIN_ALLOW_THREADS
     for (int i = 0; i < NE_LINGER_SPINS && !found; i++) {
@@ -75,6 +95,7 @@ wait_for_work(ne_region *r, int w)
 {
     ne_shm *shm = r->shm;
     ne_wslot *ws = &r->workers[w];
+    set_returning(r, w, 0);
     ws->sleeping = 1;
     shm->nsleeping++;
     uint32_t seq = atomic_load(&shm->work_seq);
@@ -231,11 +252,14 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
     ne_blob_clear(&blob);
 }
 
+/* Hand the result of slot idx to the parent; more: this worker goes on
+ * to look for another task (it is not leaving). */
 static void
-post(ne_region *r, uint32_t idx)
+post(ne_region *r, int w, uint32_t idx, int more)
 {
     ne_shm *shm = r->shm;
     ne_shm_lock(shm);
+    set_returning(r, w, more);
     /* ring entry, then count, then state: a death at any point leaves the
      * slot RUNNING (failed by the parent) or fully posted */
     shm->done[shm->done_tail % NE_RING] = idx;
@@ -252,7 +276,7 @@ post(ne_region *r, uint32_t idx)
 }
 
 static void
-run_task(ne_state *st, ne_region *r, int w, uint32_t idx)
+run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
 {
     ne_slot *s = &r->slots[idx];
     void *mapped;
@@ -299,7 +323,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx)
         Py_DECREF(wrapped);
         Py_DECREF(exc);
     }
-    post(r, idx);
+    post(r, w, idx, more);
 }
 
 _Noreturn void
@@ -346,6 +370,7 @@ ne_proc_worker_main(ne_ppool *p, int w)
         int idx = claim(r, w);
         if (idx < 0) {
             if (r->shm->stopping) {
+                set_returning(r, w, 0);
                 ne_shm_unlock(r->shm);
                 leave(st, 0);
             }
@@ -356,15 +381,17 @@ ne_proc_worker_main(ne_ppool *p, int w)
                 lingered = 0;
             }
             else {
-                linger(r);
+                linger(r, w);
                 lingered = 1;
             }
             continue;
         }
         lingered = 0;
+        set_returning(r, w, 0);
         ne_shm_unlock(r->shm);
-        run_task(st, r, w, (uint32_t)idx);
-        if (p->max_tasks_per_child > 0 && ++done >= p->max_tasks_per_child) {
+        int last = p->max_tasks_per_child > 0 && ++done >= p->max_tasks_per_child;
+        run_task(st, r, w, (uint32_t)idx, !last);
+        if (last) {
             leave(st, 0);
         }
         ne_shm_lock(r->shm);

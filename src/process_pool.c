@@ -290,7 +290,8 @@ ne_ppool_spawn_if_needed(ne_ppool *p)
     ne_shm *shm = r->shm;
     ne_shm_lock(shm);
     int64_t queued = (int64_t)(shm->ready_tail - shm->ready_head);
-    int64_t idle = (int64_t)shm->nsleeping - (int64_t)shm->nwoken;
+    /* a worker asleep (woken or not) or returning claims one task next */
+    int64_t idle = (int64_t)shm->nsleeping + (int64_t)shm->nreturning;
     ne_shm_unlock(shm);
     int starting = 0;
     for (int w = 0; w < r->nworkers; w++) {
@@ -461,6 +462,11 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
     p->nsubmitting++;
     int dumped = call != NULL && ne_blob_dump(st, call, 3, &blob) == 0;
     p->nsubmitting--;
+    if (p->nsubmitting == 0 && (p->shutdown || p->broken != NULL)
+        && p->collector_state == 1 && p->region.base != NULL) {
+        /* the collector may be waiting for this submit to finish */
+        ne_futex_ring(&p->region.shm->collector_seq, 1);
+    }
     Py_XDECREF(call);
     if (!dumped) {
         complete_with_current_error(p, future, bridge);
@@ -719,14 +725,32 @@ unmap(ne_ppool *p)
     ne_region_unmap(&p->region);
 }
 
-/* GIL: once the collector has finished, wait for its thread to be gone. */
+/* GIL: once the collector has finished, wait for its thread to be gone;
+ * a second caller meanwhile waits for the first one's join. */
 static void
 join_collector(ne_ppool *p)
 {
-    if (p->collector_state != 0 && !p->collector_joined) {
-        p->collector_joined = 1;
+    if (p->collector_state == 0) {
+        return;
+    }
+    pthread_mutex_lock(&p->cmutex);
+    int first = p->collector_joined == 0;
+    p->collector_joined = first ? 1 : p->collector_joined;
+    pthread_mutex_unlock(&p->cmutex);
+    if (first) {
         ne_thread_join(p->collector_thread);
     }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&p->cmutex);
+    if (first) {
+        p->collector_joined = 2;
+        pthread_cond_broadcast(&p->ccond);
+    }
+    while (p->collector_joined != 2) {
+        pthread_cond_wait(&p->ccond, &p->cmutex);
+    }
+    pthread_mutex_unlock(&p->cmutex);
+    Py_END_ALLOW_THREADS
 }
 
 int
@@ -740,8 +764,9 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
         cancel_unclaimed(p);
     }
     if (p->collector_state == 0) {
-        /* nothing was ever submitted: only the zygote to stop */
-        if (p->region.base != NULL) {
+        /* nothing was ever submitted: only the zygote to stop, unless it
+         * is being forked (ppool_new then finishes the shutdown) */
+        if (p->region.base != NULL && !p->starting) {
             stop_processes(p, 0);
             unmap(p);
         }
@@ -831,7 +856,7 @@ ne_ppool_after_fork_child(ne_ppool *p, int quiet)
     p->region.base = NULL;   /* MADV_DONTFORK: not mapped here */
     p->zygote_pid = 0;       /* not this process's child */
     p->collector_state = 2;
-    p->collector_joined = 1; /* its thread is the parent's */
+    p->collector_joined = 2; /* its thread is the parent's */
     pthread_mutex_init(&p->cmutex, NULL);
     pthread_cond_init(&p->ccond, NULL);
     PyObject *reason = PyUnicode_FromFormat(
@@ -913,7 +938,16 @@ ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto error;
     }
-    if (ne_zygote_start(p) < 0) {
+    /* Starting the zygote runs Python (flushing streams, fork hooks), so
+     * another thread may shut every pool down meanwhile (interpreter
+     * exit): the region must stay mapped until the fork is done. */
+    p->starting = 1;
+    int started = ne_zygote_start(p);
+    p->starting = 0;
+    if (started < 0) {
+        goto error;
+    }
+    if (p->shutdown && ne_ppool_shutdown(p, 0, 0) < 0) {
         goto error;
     }
     return (PyObject *)p;

@@ -75,6 +75,7 @@ typedef struct {
     int32_t pid;
     int32_t status;                       /* waitpid() status once DEAD */
     uint32_t sleeping;                    /* lock: waiting for work */
+    uint32_t returning;                   /* lock: posted a result, sure to claim before sleeping */
     uint32_t init_failed;                 /* its initializer raised */
     uint32_t ready;                       /* past its initializer */
     uint64_t window_offset;               /* its result ring */
@@ -93,6 +94,7 @@ typedef struct {
     uint64_t done_head, done_tail;
     uint32_t nsleeping;                   /* workers waiting on work_seq */
     uint32_t nwoken;                      /* wake-ups not yet consumed */
+    uint32_t nreturning;                  /* workers sure to claim before sleeping */
     uint32_t collector_sleeping;
     uint32_t stopping;                    /* workers exit once the queue is empty */
     /* futex words */

@@ -220,7 +220,9 @@ ne_pool_note_gone(ne_pool *p)
 }
 
 /* GIL: join the workers that have left.  block: wait for each to be gone
- * (GIL released); otherwise only those already gone, never waiting. */
+ * (GIL released), including those another thread's reap is joining, so a
+ * shutdown(wait=True) racing another returns only once all are gone;
+ * otherwise only those already gone, never waiting. */
 void
 ne_pool_reap(ne_pool *p, int block)
 {
@@ -229,6 +231,7 @@ ne_pool_reap(ne_pool *p, int block)
     size_t n = p->ngone;
     p->gone = NULL;
     p->ngone = p->gone_cap = 0;
+    p->njoining += n;
     pthread_mutex_unlock(&p->mutex);
     for (size_t i = 0; i < n; i++) {
         if (block) {
@@ -243,6 +246,21 @@ ne_pool_reap(ne_pool *p, int block)
         }
     }
     PyMem_RawFree(gone);
+    pthread_mutex_lock(&p->mutex);
+    p->njoining -= n;
+    if (n > 0) {
+        pthread_cond_broadcast(&p->exited);
+    }
+    if (block && p->njoining > 0) {
+        pthread_mutex_unlock(&p->mutex);
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&p->mutex);
+        while (p->njoining > 0) {
+            pthread_cond_wait(&p->exited, &p->mutex);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    pthread_mutex_unlock(&p->mutex);
 }
 
 int
@@ -328,7 +346,7 @@ fork_child(void)
             ttail = &(*ttail)->next;
         }
         *ttail = take_all(p);
-        p->ngone = 0;  /* the parent's threads: nothing to join here */
+        p->ngone = p->njoining = 0;  /* the parent's threads: not here */
         p->nthreads = survivor != NULL;
         p->nidle = p->nwoken = p->nreturning = 0;
         if (survivor != NULL && survivor->returning) {

@@ -48,6 +48,22 @@ take(ne_pool *p, ne_worker *w)
     return t;
 }
 
+/* mutex: whether w counts as returning, i.e. as about to look for work,
+ * so that a submit meanwhile claims it rather than start a worker. */
+static void
+set_returning(ne_pool *p, ne_worker *w, int on)
+{
+    if (w->returning != on) {
+        w->returning = on;
+        if (on) {
+            p->nreturning++;
+        }
+        else {
+            p->nreturning--;
+        }
+    }
+}
+
 /* Without the GIL or the mutex, right after finishing a task (still counted
  * as returning, so a submit meanwhile counts on it): watch the queue for a
  * moment, yielding the CPU, before going to sleep on the condition.  The
@@ -94,17 +110,15 @@ serve(ne_worker *w)
             if (go) {
                 ne_task_run(t);
             }
-            /* Not current any more before its future is touched: a fork
-             * from here on must not see it as lost.  And counted as
-             * returning before the future is completed: completing may let
-             * the GIL go, and the next task submitted meanwhile is ours to
-             * find, not a reason to start another worker. */
+            /* Counted as returning before the future is completed when
+             * completing only hands it to a loop: that may let the GIL go,
+             * and the next task submitted meanwhile is ours to find, not a
+             * reason to start another worker.  A concurrent future runs its
+             * done-callbacks here, which may submit and wait: not before. */
+            int early = !go || t->bridge != NULL;
             pthread_mutex_lock(&p->mutex);
-            w->current = NULL;
-            if (!w->returning) {
-                w->returning = 1;
-                p->nreturning++;
-            }
+            w->current = NULL;  /* a fork from here on must not see it lost */
+            set_returning(p, w, early);
             pthread_mutex_unlock(&p->mutex);
             if (go) {
                 ne_task_finish(st, t);
@@ -114,19 +128,13 @@ serve(ne_worker *w)
             }
             pthread_mutex_lock(&p->mutex);
             t = take(p, w);
-            if (t != NULL && w->returning) {
-                w->returning = 0;
-                p->nreturning--;
-            }
+            set_returning(p, w, t == NULL);
             pthread_mutex_unlock(&p->mutex);
         }
         ts = PyEval_SaveThread();
         linger(p);
         pthread_mutex_lock(&p->mutex);
-        if (w->returning) {
-            w->returning = 0;
-            p->nreturning--;
-        }
+        set_returning(p, w, 0);
     }
     pthread_mutex_unlock(&p->mutex);
     PyEval_RestoreThread(ts);

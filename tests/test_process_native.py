@@ -226,6 +226,16 @@ def test_max_tasks_per_child_with_several_workers(native_ppool):
     assert os.getpid() not in counts
 
 
+def test_one_task_at_a_time_needs_one_worker(native_ppool):
+    # Workers start on demand, as the stdlib's do with other start methods:
+    # calls made one after another find the worker that served the last one
+    # idle (whether asleep or still awake), and never start a second.
+    pool = native_ppool(4)
+    pids = {pool.submit(getpid).result(timeout=WAIT) for _ in range(300)}
+    assert len(pids) == 1
+    assert len(pool._stats()["worker_pids"]) == 1
+
+
 def test_no_fork_deprecation_warning_in_multithreaded_process():
     proc = run_script("warnings_error.py", python_args=["-W", "error::DeprecationWarning"])
     assert proc.returncode == 0, proc.stderr
@@ -469,6 +479,14 @@ def test_interpreter_exit_without_shutdown(tmp_path):
         info = json.loads(proc.stdout.splitlines()[0])
         for pid in info["zygotes"] + info["workers"]:
             wait_until(lambda: gone(pid), f"process {pid} of the exited script to go")
+
+
+def test_a_pool_made_while_the_interpreter_exits():
+    proc = run_script("pool_made_during_exit.py", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout.splitlines()[-1])
+    assert info["submit"].startswith("RuntimeError: cannot schedule new futures")
+    assert info["zygote"] == 0   # stopped and reaped, not left behind
 
 
 class ShmWatcher:

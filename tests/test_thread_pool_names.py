@@ -6,8 +6,10 @@ Linux keeps without losing the _i suffix."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import threading
+import warnings
 
 import pytest
 
@@ -69,6 +71,25 @@ def test_worker_thread_objects_can_be_joined(make_pool, gate):
     pool.shutdown(wait=True)
     worker.join(timeout=WAIT)
     assert not worker.is_alive()
+
+
+def test_worker_thread_objects_are_gone_in_a_forked_child(make_pool, gate):
+    # Only the forking thread exists in the child: the parent's busy worker
+    # is not alive there, and joining it returns at once.
+    pool = make_pool(1, thread_name_prefix="forked")
+    fut = pool.submit(gate.block)
+    gate.wait_started(1)
+    worker = [t for t in threading.enumerate() if t.name == "forked_0"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+        pid = os.fork()
+    if pid == 0:
+        worker.join(timeout=5)
+        os._exit(1 if worker.is_alive() else 0)
+    gate.open()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    fut.result(timeout=WAIT)
 
 
 def test_names_are_stable_for_a_worker(make_pool):

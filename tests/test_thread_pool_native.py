@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import sys
 import threading
 from concurrent.futures.thread import BrokenThreadPool
@@ -215,3 +216,39 @@ def test_run_awaited_in_a_task_that_is_cancelled(native_pool, gate):
         return ran
 
     assert run(main()) == []
+
+
+def os_thread_names():
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:   # gone meanwhile
+            pass
+    return names
+
+
+def test_concurrent_shutdowns_each_wait_for_the_os_threads(native_pool):
+    # Two threads shut the pool down at once: each returns only when every
+    # worker's OS thread is gone, not just done with Python, so a fork
+    # right after copies nothing an exiting thread still holds.
+    for round_ in range(20):
+        prefix = f"sd{round_}"
+        pool = native_pool(4, thread_name_prefix=prefix)
+        barrier = threading.Barrier(4, timeout=WAIT)
+        [f.result(timeout=WAIT) for f in [pool.submit(barrier.wait) for _ in range(4)]]
+        assert sum(n.startswith(prefix + "_") for n in os_thread_names()) == 4
+        start = threading.Barrier(2, timeout=WAIT)
+        left = []
+
+        def shut():
+            start.wait()
+            pool.shutdown(wait=True)
+            left.append([n for n in os_thread_names() if n.startswith(prefix + "_")])
+
+        other = threading.Thread(target=shut)
+        other.start()
+        shut()
+        other.join(WAIT)
+        assert left == [[], []], f"round {round_}"

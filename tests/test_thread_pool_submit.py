@@ -135,3 +135,26 @@ def test_submits_from_many_threads_at_once(make_pool):
     for t in threads:
         t.join(WAIT * 2)
     assert results == {k: [(k, i) for i in range(per_thread)] for k in range(n_threads)}
+
+
+def test_a_done_callback_can_submit_and_wait(make_pool):
+    # The callback runs on the worker that finished the task; the pool has
+    # room for another worker, so the task it waits for must not be left
+    # to the worker that is busy running the callback.
+    pool = make_pool(4)
+    outcome = []
+    done = threading.Event()
+
+    def callback(_fut):
+        try:
+            outcome.append(pool.submit(abs, -2).result(timeout=WAIT))
+        except BaseException as exc:
+            outcome.append(exc)
+        done.set()
+
+    release = threading.Event()
+    fut = pool.submit(release.wait, WAIT)
+    fut.add_done_callback(callback)     # before it is done: on the worker
+    release.set()
+    assert done.wait(WAIT + 1)
+    assert outcome == [2]
