@@ -7,6 +7,7 @@ under a lock and are released one at a time by the test."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 
 import pytest
@@ -87,15 +88,21 @@ def test_peak_concurrency_of_asyncio_calls(make_pool, impl):
 
 
 def test_lazy_start_serial_submits_use_one_thread(make_pool, impl):
-    # Each call is waited for before the next is submitted: one worker is
-    # always idle again by then, so no second thread is started.  (Many
-    # fresh pools, so that an occasional extra thread cannot slip through.)
+    # Each call is waited for before the next is submitted: a worker is
+    # idle again by then, so no second thread is started.  Neither pool can
+    # promise it outright: a worker counts as idle only once the future's
+    # done-callbacks have run (they may submit and wait), and under load
+    # the caller can submit first.  So: never more than two threads, and
+    # nearly always one.  (Many fresh pools, so that a thread started per
+    # call, or routinely, cannot slip through.)
+    counts = collections.Counter()
     for _ in range(300):
         pool = make_pool(4)
         idents = {pool.submit(threading.get_ident).result(timeout=WAIT) for _ in range(20)}
-        assert len(idents) == 1
-        assert impl.thread_count(pool) == 1
+        counts[len(idents)] += 1
+        assert len(idents) == impl.thread_count(pool) <= 2
         pool.shutdown()
+    assert counts[1] >= 270, counts
 
 
 def test_native_lazy_start_serial_awaits_use_one_thread(native_pool):
