@@ -57,7 +57,8 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
 
     ``cancel()`` asks the pool first: a task no worker has claimed is
     withdrawn from shared memory and never runs; one a worker holds makes
-    ``cancel()`` return False, as for a running stdlib future.
+    ``cancel()`` return False, as for a running stdlib future, and
+    ``running()`` return True.
     """
 
     __slots__ = ("_ne_pool", "_ne_ticket")
@@ -75,6 +76,18 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
                     pool._collect_until_done(self, timeout)
                     timeout = max(0.0, deadline - time.monotonic())
         return super().result(timeout)
+
+    def running(self) -> bool:
+        # The stdlib marks a future running when it hands the call to its
+        # workers' queue; here a task is running once a worker claims it,
+        # the moment cancel() starts returning False.
+        if self._state == _base.PENDING:
+            pool = getattr(self, "_ne_pool", None)
+            if pool is not None and pool._claimed(self._ne_ticket) == 1:
+                with self._condition:
+                    if self._state == _base.PENDING:
+                        self._state = _base.RUNNING
+        return super().running()
 
     def cancel(self) -> bool:
         pool = getattr(self, "_ne_pool", None)

@@ -630,6 +630,39 @@ ppool_withdraw(PyObject *self, PyObject *arg)
     return PyLong_FromLong(-1);
 }
 
+PyDoc_STRVAR(ppool_claimed_doc,
+"_claimed($self, ticket, /)\n--\n\n"
+"1 if a worker has claimed the task (it can no longer be withdrawn), 0 if it\n"
+"still waits for one, -1 if the pool no longer knows it.");
+
+static PyObject *
+ppool_claimed(PyObject *self, PyObject *arg)
+{
+    ne_ppool *p = (ne_ppool *)self;
+    uint64_t ticket = PyLong_AsUnsignedLongLong(arg);
+    if (ticket == (uint64_t)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    for (ne_pending *t = p->pending_head; t != NULL; t = t->next) {
+        if (t->ticket == ticket) {
+            return PyLong_FromLong(0);
+        }
+    }
+    if (p->region.base == NULL || p->foreign) {
+        return PyLong_FromLong(-1);
+    }
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        if (p->records[idx].future != NULL && p->records[idx].ticket == ticket) {
+            /* a claim moves the slot out of READY under the lock; reading
+             * it without the lock gives the state before or after a claim,
+             * either of which is a true answer at some instant */
+            uint32_t state = atomic_load(&p->region.slots[idx].state);
+            return PyLong_FromLong(state == SLOT_READY ? 0 : 1);
+        }
+    }
+    return PyLong_FromLong(-1);
+}
+
 /* ------------------------------------------------------------ shutdown */
 
 /* Cancel everything no worker has claimed. */
@@ -1097,6 +1130,7 @@ static PyMethodDef ppool_methods[] = {
     {"run", (PyCFunction)(void (*)(void))ppool_run,
      METH_FASTCALL | METH_KEYWORDS, ppool_run_doc},
     {"_withdraw", ppool_withdraw, METH_O, ppool_withdraw_doc},
+    {"_claimed", ppool_claimed, METH_O, ppool_claimed_doc},
     {"_collect_until_done", (PyCFunction)(void (*)(void))ppool_help, METH_FASTCALL,
      ppool_help_doc},
     {"shutdown", (PyCFunction)(void (*)(void))ppool_shutdown,

@@ -532,6 +532,19 @@ def test_as_completed_yields_in_completion_order(make_ppool, markers):
         next(it)
 
 
+def test_a_task_a_worker_runs_reports_running_and_cannot_be_cancelled(make_ppool, markers):
+    pool = make_ppool(2)
+    running = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    for f in running:
+        assert f.running() and not f.done()
+        assert f.cancel() is False
+        assert f.running() and not f.cancelled()
+    open_gate(markers)
+    assert [f.result(timeout=WAIT)[0] for f in running] == [0, 1]
+    assert not any(f.running() for f in running)
+
+
 def test_wait_and_as_completed_see_cancelled_futures(make_ppool, markers):
     pool = make_ppool(2)
     running = [pool.submit(blocked, markers, i) for i in range(2)]

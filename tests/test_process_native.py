@@ -350,6 +350,22 @@ def test_cancel_withdraws_a_task_no_worker_claimed(native_ppool, markers, tmp_pa
     assert not os.path.exists(victim_file)
 
 
+def test_a_task_no_worker_claimed_is_not_running(native_ppool, markers, tmp_path):
+    pool = native_ppool(2)
+    running = [pool.submit(blocked, markers, i) for i in range(2)]
+    wait_started(markers, 2)
+    queued = pool.submit(touch, str(tmp_path / "queued"))
+    victim = pool.submit(touch, str(tmp_path / "victim"))
+    assert all(f.running() for f in running)
+    assert not queued.running() and not victim.running()
+    assert victim.cancel() is True and not victim.running()
+    open_gate(markers)
+    assert queued.result(timeout=WAIT) != os.getpid()
+    assert not queued.running()
+    assert [f.result(timeout=WAIT)[0] for f in running] == [0, 1]
+    assert os.path.exists(tmp_path / "queued") and not os.path.exists(tmp_path / "victim")
+
+
 def test_cancel_in_shared_memory_and_in_the_parents_queue(native_ppool, markers, tmp_path):
     # more tasks than shared-memory slots: the rest wait in the parent
     pool = native_ppool(2)
