@@ -151,14 +151,17 @@ ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
         dst = p->region.base + offset;
     }
     else {
+        /* named before the segment exists: should this process die while
+         * writing it, the zygote finds the name and unlinks it */
+        s->args.kind = SPAN_NAMED;
         dst = ne_named_create(s->args.name, blob->size);
         if (dst == NULL) {
             s->args.name[0] = '\0';
+            s->args.kind = SPAN_NONE;
             PyErr_SetFromErrno(PyExc_OSError);
             ne_blob_clear(blob);
             return -1;
         }
-        s->args.kind = SPAN_NAMED;
     }
     rec->future = Py_NewRef(future);
     rec->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);

@@ -105,6 +105,26 @@ kill_workers(ne_ppool *p)
     }
 }
 
+/* The owner died and every worker is reaped: unlink the payload segments
+ * still named in a slot.  The owner or a worker would have unlinked each
+ * once read or dropped; with both gone, no one else will.  A slot names a
+ * segment before it exists, so one cut short mid-creation is found too. */
+static void
+unlink_orphaned_payloads(ne_ppool *p)
+{
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        ne_span *spans[2] = {&p->region.slots[idx].args, &p->region.slots[idx].result};
+        for (int i = 0; i < 2; i++) {
+            if (spans[i]->kind == SPAN_NAMED) {
+                char name[NE_NAME_MAX];
+                memcpy(name, spans[i]->name, NE_NAME_MAX);
+                name[NE_NAME_MAX - 1] = '\0';
+                ne_named_unlink(name);
+            }
+        }
+    }
+}
+
 static _Noreturn void
 zygote_main(ne_ppool *p)
 {
@@ -138,7 +158,8 @@ zygote_main(ne_ppool *p)
     for (;;) {
         uint32_t seq = atomic_load(&shm->zygote_seq);
         uint32_t exit_request = atomic_load(&shm->zygote_exit);
-        if (getppid() != p->owner_pid) {
+        int orphaned = getppid() != p->owner_pid;
+        if (orphaned) {
             exit_request = 2;  /* the owner died: no orphans */
         }
         if (exit_request == 2) {
@@ -146,6 +167,9 @@ zygote_main(ne_ppool *p)
         }
         int alive = reap(p);
         if (exit_request != 0 && alive == 0) {
+            if (orphaned) {
+                unlink_orphaned_payloads(p);
+            }
             _exit(0);
         }
         if (exit_request == 0) {

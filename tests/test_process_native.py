@@ -576,23 +576,42 @@ def test_no_shm_left_after_arguments_larger_than_the_arena(native_ppool, markers
     assert shm_entries(ours) == set()
 
 
+def run_until_killed(script: str, marker_dir) -> tuple:
+    """Start a script that prints one JSON line about its pool, then sleeps;
+    return the process and that line, parsed."""
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / script), str(marker_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(120)
+    if not (line and line[0].strip()):
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"{script} printed nothing: {err}")
+    return proc, json.loads(line[0])
+
+
+def kill_leftovers(proc, pids) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).cmdline()[:1] == [sys.executable]:
+                os.kill(pid, signal.SIGKILL)
+        except (psutil.Error, ProcessLookupError):
+            pass
+
+
 def test_parent_killed_takes_zygote_and_workers(tmp_path):
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    env.pop("PYTHONWARNINGS", None)
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "parent_killed.py"), str(marker_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    info = None
+    proc, info = run_until_killed("parent_killed.py", marker_dir)
+    pids = [info["zygote"]] + info["workers"]
     try:
-        line = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(60)
-        assert line and line[0].strip(), "the script printed no pids: " + proc.stderr.read() \
-            if proc.poll() is not None else "the script printed no pids in 60s"
-        info = json.loads(line[0])
-        pids = [info["zygote"]] + info["workers"]
         assert len(info["workers"]) == 2 and all(pids)
         for pid in pids:
             assert psutil.Process(pid).ppid() in (info["parent"], info["zygote"])
@@ -602,13 +621,24 @@ def test_parent_killed_takes_zygote_and_workers(tmp_path):
             wait_until(lambda: gone(pid), f"process {pid} to exit after its owner was killed",
                        timeout=5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if info is not None:
-            for pid in [info["zygote"]] + info["workers"]:
-                try:
-                    if psutil.Process(pid).cmdline()[:1] == [sys.executable]:
-                        os.kill(pid, signal.SIGKILL)
-                except (psutil.Error, ProcessLookupError):
-                    pass
+        kill_leftovers(proc, pids)
+
+
+@pytest.mark.timeout(300)
+def test_parent_killed_with_a_payload_in_a_named_segment_leaves_none(tmp_path):
+    # An argument too big for the shared area waits for the busy worker in
+    # a /dev/shm segment; killed, the parent cannot unlink it: the zygote,
+    # which outlives it just long enough to reap the workers, does.
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    proc, info = run_until_killed("parent_killed_mid_payload.py", marker_dir)
+    try:
+        assert info["segments"] and all(os.path.exists(e) for e in info["segments"])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        wait_until(lambda: gone(info["zygote"]), "the zygote to exit", timeout=5)
+        assert shm_entries([info["parent"]]) == set()
+    finally:
+        kill_leftovers(proc, [info["zygote"]])
+        for e in shm_entries([info["parent"]]):
+            os.unlink(e)
