@@ -9,7 +9,6 @@ import os
 import pickle
 import signal
 import sys
-import time
 from concurrent.futures import Future, _base
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback
 from typing import Any, Callable, Optional, Tuple
@@ -49,8 +48,6 @@ class WorkerDied(BrokenProcessPool):
         return type(self), (self.pid, self.status)
 
 
-_UNFINISHED = (_base.PENDING, _base.RUNNING)
-
 
 class ProcessFuture(Future):  # type: ignore[type-arg]
     """The ``concurrent.futures.Future`` of a process-pool task.
@@ -62,20 +59,6 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
     """
 
     __slots__ = ("_ne_pool", "_ne_ticket")
-
-    def result(self, timeout: Optional[float] = None) -> Any:
-        # Collect in this thread while waiting, one wake-up sooner than
-        # waiting for the pool's collector thread to complete the future.
-        if self._state in _UNFINISHED:
-            pool = getattr(self, "_ne_pool", None)
-            if pool is not None:
-                if timeout is None:
-                    pool._collect_until_done(self, None)
-                else:
-                    deadline = time.monotonic() + timeout
-                    pool._collect_until_done(self, timeout)
-                    timeout = max(0.0, deadline - time.monotonic())
-        return super().result(timeout)
 
     def running(self) -> bool:
         # The stdlib marks a future running when it hands the call to its

@@ -8,10 +8,11 @@
  *   zygote gone    -> the pool is broken
  *   shutdown, nothing in flight -> processes stopped, region unmapped, exit
  *
- * A thread blocked in ProcessFuture.result() runs the same rounds itself
- * (ne_collector_help) rather than wait for this thread to wake it: one
- * wake-up less per call.  `collecting` keeps rounds from overlapping when
- * one releases the GIL; only this thread stops the processes and unmaps.
+ * Only this thread completes futures, so done-callbacks run here, never in
+ * a thread waiting in result() (where a timeout or Ctrl-C must stay free to
+ * interrupt the wait), as in the stdlib's manager thread.  `collecting`
+ * marks a round in progress: a done-callback that shuts the pool down must
+ * not wait for the round it runs in.
  */
 #include "native_exec.h"
 
@@ -249,10 +250,6 @@ collect(ne_ppool *p)
     }
     p->collecting = 0;
     collecting_here = outer;
-    if (n > 0 && p->nhelpers > 0) {
-        /* threads waiting in result() may be waiting for these */
-        ne_futex_ring(&shm->collector_seq, INT32_MAX);
-    }
     return (p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS
            && p->pending_head == NULL && p->nsubmitting == 0;
 }
@@ -277,20 +274,6 @@ wait_for_news(ne_ppool *p, uint32_t seq, long timeout_ns)
     }
 }
 
-/* GIL: threads collecting in result() look at the region with the GIL
- * released; before it is unmapped, wake them and let them see `finished`
- * (their futures are done by now anyway) and leave. */
-static void
-wait_for_helpers(ne_ppool *p)
-{
-    while (p->nhelpers > 0) {
-        ne_futex_ring(&p->region.shm->collector_seq, INT32_MAX);
-        Py_BEGIN_ALLOW_THREADS
-        sched_yield();
-        Py_END_ALLOW_THREADS
-    }
-}
-
 static void *
 collector_main(void *arg)
 {
@@ -306,8 +289,6 @@ collector_main(void *arg)
             break;
         }
         if (!p->collecting && collect(p)) {
-            p->finished = 1;
-            wait_for_helpers(p);
             ne_ppool_finish(p);
             break;
         }
@@ -320,55 +301,6 @@ collector_main(void *arg)
     Py_DECREF((PyObject *)p);
     PyGILState_Release(gil);
     return NULL;
-}
-
-/* In a thread about to block on future.result(timeout): collect rounds
- * until the future is done or the timeout (< 0: none) passes.  Returns 0
- * (the caller then reads the future as usual) or -1 on a signal. */
-int
-ne_collector_help(ne_ppool *p, PyObject *future, double timeout)
-{
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    int rc = 0;
-    p->nhelpers++;
-    for (;;) {
-        if (p->finished || p->foreign || p->collector_state != 1) {
-            break;
-        }
-        uint32_t seq = atomic_load(&p->region.shm->collector_seq);
-        int done = ne_call_bool(future, p->st->s_done);
-        if (done != 0) {
-            rc = done < 0 ? -1 : 0;
-            break;
-        }
-        long wait_ns = POLL_NS;
-        if (timeout >= 0) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            double left = timeout - (double)(now.tv_sec - start.tv_sec)
-                          - (double)(now.tv_nsec - start.tv_nsec) * 1e-9;
-            if (left <= 0) {
-                break;
-            }
-            if (left * 1e9 < (double)wait_ns) {
-                wait_ns = (long)(left * 1e9);
-            }
-        }
-        Py_BEGIN_ALLOW_THREADS
-        wait_for_news(p, seq, wait_ns);
-        Py_END_ALLOW_THREADS
-        if (PyErr_CheckSignals() < 0) {
-            rc = -1;
-            break;
-        }
-        if (!p->collecting && !p->finished && collect(p)) {
-            /* the collector thread stops the processes and unmaps */
-            ne_futex_ring(&p->region.shm->collector_seq, INT32_MAX);
-        }
-    }
-    p->nhelpers--;
-    return rc;
 }
 
 /* GIL: start the collector on the first submit. */

@@ -324,11 +324,8 @@ struct ne_ppool {
     pthread_t collector_thread;
     int collector_joined;    /* cmutex: 0, 1 being joined, 2 gone */
     int collecting;          /* a thread is inside a collection round */
-    int nhelpers;            /* threads in result() collecting for themselves */
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int startup_deaths;      /* workers in a row that died in their initializer */
-    int finished;            /* no more collecting: the collector stops the
-                              * processes and unmaps the region */
     uint32_t batch[NE_RING]; /* the collection round's results */
     pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */
     pthread_cond_t ccond;
@@ -356,7 +353,6 @@ void ne_ppool_after_fork_child(ne_ppool *p, int quiet);
 
 int ne_collector_start(ne_ppool *p);
 int ne_collector_is_current(ne_ppool *p);
-int ne_collector_help(ne_ppool *p, PyObject *future, double timeout);
 
 /* ------------------------------------------------------------ zygote.c */
 

@@ -1099,34 +1099,6 @@ ppool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     return ne_ppool_run((ne_ppool *)self, args, nargs, kwnames);
 }
 
-PyDoc_STRVAR(ppool_help_doc,
-"_collect_until_done($self, future, timeout, /)\n--\n\n"
-"Called by ProcessFuture.result() before it blocks: collect results in the\n"
-"calling thread until future is done or timeout (None: no limit) passes.");
-
-static PyObject *
-ppool_help(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "_collect_until_done(future, timeout)");
-        return NULL;
-    }
-    double timeout = -1;
-    if (args[1] != Py_None) {
-        timeout = PyFloat_AsDouble(args[1]);
-        if (timeout == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (timeout < 0) {
-            timeout = 0;
-        }
-    }
-    if (ne_collector_help((ne_ppool *)self, args[0], timeout) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef ppool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))ppool_submit,
      METH_FASTCALL | METH_KEYWORDS, ppool_submit_doc},
@@ -1134,8 +1106,6 @@ static PyMethodDef ppool_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, ppool_run_doc},
     {"_withdraw", ppool_withdraw, METH_O, ppool_withdraw_doc},
     {"_claimed", ppool_claimed, METH_O, ppool_claimed_doc},
-    {"_collect_until_done", (PyCFunction)(void (*)(void))ppool_help, METH_FASTCALL,
-     ppool_help_doc},
     {"shutdown", (PyCFunction)(void (*)(void))ppool_shutdown,
      METH_VARARGS | METH_KEYWORDS, ppool_shutdown_doc},
     {"stats", ppool_stats, METH_NOARGS, ppool_stats_doc},

@@ -238,6 +238,34 @@ def test_done_callbacks_run_once_and_may_submit(make_ppool):
     assert late == [fut]
 
 
+def test_callbacks_run_off_the_thread_waiting_in_result(make_ppool, markers):
+    # A thread blocked in result() only waits: other futures' callbacks run
+    # elsewhere, so one that waits for this thread cannot hold up its
+    # timeout (nor be cut short by a signal meant for it).
+    pool = make_ppool(2)
+    long = pool.submit(blocked, markers, "long")
+    wait_started(markers, 1)
+    released = threading.Event()
+    ran_on = []
+
+    def waits_for_main(fut):
+        ran_on.append(threading.get_ident())
+        released.wait(WAIT)
+
+    quick = pool.submit(square, 3)
+    quick.add_done_callback(waits_for_main)
+    try:
+        with pytest.raises(concurrent.futures.TimeoutError):
+            long.result(timeout=1.0)
+        wait_until(lambda: ran_on, "the quick task's callback to run")
+        assert ran_on[0] != threading.get_ident()
+        assert quick.result(timeout=WAIT) == 9
+    finally:
+        released.set()
+        open_gate(markers)
+    assert long.result(timeout=WAIT)[0] == "long"
+
+
 def test_results_waited_for_in_several_threads(make_ppool):
     pool = make_ppool(2)
     futs = [pool.submit(square, i) for i in range(500)]

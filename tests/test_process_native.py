@@ -104,6 +104,31 @@ def nested_to_process(n):
     return asyncio.run(main())
 
 
+class SlowToLoad:
+    """A result whose unpickling takes a while: collection rounds last."""
+
+    def __init__(self, i):
+        self.i = i
+
+    def __reduce__(self):
+        return (load_slowly, (self.i,))
+
+
+def load_slowly(i):
+    deadline = time.perf_counter() + 0.0005
+    while time.perf_counter() < deadline:
+        pass
+    return SlowToLoad(i)
+
+
+def slow_to_load(i):
+    return SlowToLoad(i)
+
+
+class Tick(Exception):
+    pass
+
+
 # ------------------------------------------------------- run / to_process
 
 def test_run_from_asyncio(native_ppool):
@@ -323,6 +348,38 @@ def test_a_stdlib_pool_beside_native_tasks(native_ppool, markers):
         assert list(stdlib_pool.map(square, range(10))) == [i * i for i in range(10)]
     open_gate(markers)
     assert [f.result(timeout=WAIT)[0] for f in inflight] == [0, 1]
+    assert pool.submit(square, 5).result(timeout=WAIT) == 25
+
+
+def test_signals_in_the_waiting_thread_lose_no_future(native_ppool):
+    # A signal handler that raises, every 5 ms, while the main thread waits
+    # in result(): the waits are interrupted, but results are unpickled and
+    # futures completed by the collector thread, out of the handler's reach.
+    pool = native_ppool(2)
+    futs = [pool.submit(slow_to_load, i) for i in range(1500)]
+
+    def tick(signum, frame):
+        raise Tick
+
+    old = signal.signal(signal.SIGALRM, tick)
+    interrupted = 0
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+        deadline = time.monotonic() + 60
+        pending = list(futs)
+        while pending and time.monotonic() < deadline:
+            try:
+                pending[0].result()
+                pending.pop(0)
+            except Tick:
+                interrupted += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, old)
+    done, not_done = concurrent.futures.wait(futs, timeout=WAIT)
+    assert not not_done, f"{len(not_done)} futures never completed"
+    assert interrupted > 0
+    assert [f.result().i for f in futs] == list(range(1500))
     assert pool.submit(square, 5).result(timeout=WAIT) == 25
 
 
