@@ -247,7 +247,8 @@ module_exec(PyObject *module)
         || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
         || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
         || (st->serialize = PyImport_ImportModule("native_exec._serialize")) == NULL
-        || (st->wrap_large = PyObject_GetAttrString(st->serialize, "wrap_large")) == NULL
+        || (st->oob_dumps = PyObject_GetAttrString(st->serialize, "dumps")) == NULL
+        || (st->oob_loads = PyObject_GetAttrString(st->serialize, "loads")) == NULL
         || (st->process_hooks = PyImport_ImportModule("native_exec._process_hooks")) == NULL
         || (st->ProcessFuture = PyObject_GetAttrString(st->process_hooks, "ProcessFuture")) == NULL
         || (st->ProcessNativeFuture = PyObject_GetAttrString(st->process_hooks, "ProcessNativeFuture")) == NULL
@@ -302,7 +303,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->WorkerDied);
     Py_VISIT(st->process_hooks);
     Py_VISIT(st->serialize);
-    Py_VISIT(st->wrap_large);
+    Py_VISIT(st->oob_dumps);
+    Py_VISIT(st->oob_loads);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
     Py_VISIT(st->protocol);
@@ -347,7 +349,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->WorkerDied);
     Py_CLEAR(st->process_hooks);
     Py_CLEAR(st->serialize);
-    Py_CLEAR(st->wrap_large);
+    Py_CLEAR(st->oob_dumps);
+    Py_CLEAR(st->oob_loads);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
     Py_CLEAR(st->protocol);

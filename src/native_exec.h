@@ -60,7 +60,8 @@ struct ne_state {
     PyObject *WorkerDied;            /* native_exec._process_hooks.WorkerDied */
     PyObject *process_hooks;         /* native_exec._process_hooks */
     PyObject *serialize;             /* native_exec._serialize */
-    PyObject *wrap_large;            /* native_exec._serialize.wrap_large */
+    PyObject *oob_dumps;             /* native_exec._serialize.dumps */
+    PyObject *oob_loads;             /* native_exec._serialize.loads */
     PyObject *pickle_dumps;
     PyObject *pickle_loads;
     PyObject *protocol;              /* 5 */

@@ -6,10 +6,10 @@
  *   | in-band pickle | buffer 0 | buffer 1 | ...      (each 64-byte aligned)
  *
  * Out-of-band buffers come from two places.  "Ours" are large bytes,
- * bytearray and C-contiguous memoryview objects found near the top of the
- * payload: native_exec._serialize.wrap_large swaps them for OutOfBand
- * markers, because pickle never offers exact bytes/bytearray to a
- * buffer_callback.  "Foreign" ones are the PickleBuffers pickle hands to
+ * bytearray and C-contiguous memoryview objects: when one is found near
+ * the top of the payload, native_exec._serialize.dumps pickles it with a
+ * persistent_id that names each by its index, because pickle never offers
+ * exact bytes/bytearray to a buffer_callback.  "Foreign" ones are the PickleBuffers pickle hands to
  * the buffer_callback (numpy arrays and the like).  Either way the buffer
  * is copied once, straight from the object into shared memory, and once
  * out of it into the object the reader rebuilds.
@@ -52,8 +52,9 @@ is_big_buffer(PyObject *o)
     return 0;
 }
 
-/* Whether wrap_large would find anything within `depth` container levels;
- * the common case (no large buffer) costs a few type checks. */
+/* Whether a large buffer is within `depth` container levels, so that the
+ * payload is worth pickling with _serialize.dumps (slower per object); the
+ * common case (no large buffer) costs a few type checks. */
 static int
 has_big_buffer(PyObject *o, int depth)
 {
@@ -103,26 +104,24 @@ ne_blob_clear(ne_blob *b)
 int
 ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b)
 {
-    PyObject *target = Py_NewRef(obj), *append = NULL;
+    PyObject *append = NULL;
+    b->foreign = PyList_New(0);
+    if (b->foreign == NULL || (append = PyObject_GetAttrString(b->foreign, "append")) == NULL) {
+        goto error;
+    }
     if (has_big_buffer(obj, depth)) {
         b->ours = PyList_New(0);
         if (b->ours == NULL) {
             goto error;
         }
-        Py_SETREF(target, PyObject_CallFunction(st->wrap_large, "OOi", obj, b->ours, depth));
-        if (target == NULL) {
-            goto error;
-        }
+        b->inband = PyObject_CallFunctionObjArgs(st->oob_dumps, obj, b->ours, append, NULL);
     }
-    b->foreign = PyList_New(0);
-    if (b->foreign == NULL || (append = PyObject_GetAttrString(b->foreign, "append")) == NULL) {
-        goto error;
+    else {
+        PyObject *stack[4] = {NULL, obj, st->protocol, append};
+        b->inband = PyObject_Vectorcall(st->pickle_dumps, stack + 1,
+                                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_buffer_callback);
     }
-    PyObject *stack[4] = {NULL, target, st->protocol, append};
-    b->inband = PyObject_Vectorcall(st->pickle_dumps, stack + 1,
-                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_buffer_callback);
     Py_CLEAR(append);
-    Py_CLEAR(target);
     if (b->inband == NULL) {
         goto error;
     }
@@ -165,7 +164,6 @@ ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b)
 
 error:
     Py_XDECREF(append);
-    Py_XDECREF(target);
     ne_blob_clear(b);
     return -1;
 }
@@ -379,7 +377,11 @@ ne_blob_load(ne_state *st, const char *src, uint64_t len, const _Atomic uint64_t
     }
     ne_loading ctx = {src, lengths, head.nours, first, ready, loading};
     loading = &ctx;
-    if (foreign != NULL) {
+    if (head.nours > 0) {
+        result = PyObject_CallFunctionObjArgs(st->oob_loads, inband,
+                                              foreign != NULL ? foreign : Py_None, NULL);
+    }
+    else if (foreign != NULL) {
         PyObject *stack[3] = {NULL, inband, foreign};
         result = PyObject_Vectorcall(st->pickle_loads, stack + 1,
                                      1 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_buffers);

@@ -683,6 +683,38 @@ def test_pickle_buffer_object(make_ppool, size):
     assert type(back) is BufferHolder and back.buf == holder.buf[::-1]
 
 
+def shared_in_arguments(a, b, nested, cyclic):
+    """In a worker: which of the arguments' shared references survived."""
+    a[:5] = b"HELLO"
+    return {"same buffer": a is b, "write seen": bytes(b[:5]) == b"HELLO",
+            "nested same": nested[0] is nested[1] is nested[2]["again"],
+            "cycle kept": cyclic[1] is cyclic, "cycle buffer": len(cyclic[0])}
+
+
+def shared_in_result(n):
+    big = bytes(range(256)) * (n // 256)
+    cyclic = [big]
+    cyclic.append(cyclic)
+    return big, [big, big], {"x": big, "l": cyclic}
+
+
+@pytest.mark.parametrize("size", [1000, 256 * 1024])
+def test_shared_references_in_arguments_and_results_stay_shared(make_ppool, size):
+    # pickle keeps what is shared shared: small or large, in-band or not
+    pool = make_ppool(1)
+    buf = bytearray(size)
+    lst = [bytes(size)]
+    cyclic = [bytes(size)]
+    cyclic.append(cyclic)
+    seen = pool.submit(shared_in_arguments, buf, buf, [lst, lst, {"again": lst}],
+                       cyclic).result(timeout=WAIT)
+    assert seen == {"same buffer": True, "write seen": True, "nested same": True,
+                    "cycle kept": True, "cycle buffer": size}
+    big, pair, tree = pool.submit(shared_in_result, size).result(timeout=WAIT)
+    assert pair[0] is pair[1] is big and tree["x"] is big
+    assert tree["l"][1] is tree["l"] and tree["l"][0] is big
+
+
 # ------------------------------------------------------------ parallelism
 
 def test_two_tasks_run_at_once_in_different_processes(make_ppool):

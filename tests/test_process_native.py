@@ -358,8 +358,13 @@ def test_signals_in_the_waiting_thread_lose_no_future(native_ppool):
     pool = native_ppool(2)
     futs = [pool.submit(slow_to_load, i) for i in range(1500)]
 
+    waiting = [False]
+
     def tick(signum, frame):
-        raise Tick
+        # raises only inside the try below, never in the test's own loop
+        if waiting[0]:
+            waiting[0] = False
+            raise Tick
 
     old = signal.signal(signal.SIGALRM, tick)
     interrupted = 0
@@ -369,7 +374,9 @@ def test_signals_in_the_waiting_thread_lose_no_future(native_ppool):
         pending = list(futs)
         while pending and time.monotonic() < deadline:
             try:
+                waiting[0] = True
                 pending[0].result()
+                waiting[0] = False
                 pending.pop(0)
             except Tick:
                 interrupted += 1
