@@ -53,7 +53,8 @@ class NativeFuture(asyncio.Future):  # type: ignore[type-arg]
 
 async def deferred_run(runner: Callable[..., Any], func: Callable[..., _T],
                        args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> _T:
-    """What ``to_thread`` returns when no event loop is running yet.
+    """What ``to_thread``, ``to_process`` and ``pool.run`` return when no
+    event loop is running yet.
 
     ``asyncio.run(to_thread(f))`` evaluates ``to_thread(f)`` before the loop
     exists; like ``asyncio.to_thread``, the call is then scheduled (and the

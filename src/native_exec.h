@@ -228,6 +228,9 @@ struct ne_pool {
     ne_task *forked_tasks;
 };
 
+PyObject *ne_deferred_run(ne_state *st, PyObject *runner, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames);
+
 extern PyType_Spec ne_pool_spec;
 int ne_pool_push(ne_pool *p, ne_task *t, int elastic);
 PyObject *ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs,

@@ -567,7 +567,18 @@ ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
     if (loop == NULL) {
-        return NULL;
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            return NULL;
+        }
+        /* as ThreadPool.run: a coroutine that schedules the call when run */
+        PyErr_Clear();
+        PyObject *runner = PyObject_GetAttrString((PyObject *)p, "run");
+        if (runner == NULL) {
+            return NULL;
+        }
+        PyObject *coro = ne_deferred_run(st, runner, args, nargs, kwnames);
+        Py_DECREF(runner);
+        return coro;
     }
     PyObject *stack[2] = {NULL, loop};
     PyObject *fut = PyObject_Vectorcall(st->ProcessNativeFuture, stack + 1,

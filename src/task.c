@@ -219,3 +219,36 @@ ne_task_complete_async(ne_state *st, ne_task *t)
     }
     Py_XDECREF(r);
 }
+
+/* A coroutine that calls runner(func, *args, **kwargs) once it runs: what
+ * pool.run, to_thread and to_process return when no loop is running yet,
+ * as in asyncio.run(to_thread(f)).  args[0] is func. */
+PyObject *
+ne_deferred_run(ne_state *st, PyObject *runner, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    PyObject *call_args = NULL, *call_kwargs = NULL, *coro = NULL;
+    call_args = PyTuple_New(nargs - 1);
+    if (call_args == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(call_args, i - 1, Py_NewRef(args[i]));
+    }
+    call_kwargs = PyDict_New();
+    if (call_kwargs == NULL) {
+        goto done;
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        if (PyDict_SetItem(call_kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            goto done;
+        }
+    }
+    coro = PyObject_CallFunctionObjArgs(st->deferred_run, runner, args[0], call_args,
+                                        call_kwargs, NULL);
+done:
+    Py_XDECREF(call_args);
+    Py_XDECREF(call_kwargs);
+    return coro;
+}

@@ -587,43 +587,6 @@ pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return fut;
 }
 
-/* A coroutine that calls runner(func, *args, **kwargs) once it runs:
- * pool.run, or to_thread itself for the (elastic) default pool. */
-static PyObject *
-deferred_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-             int elastic)
-{
-    PyObject *call_args = NULL, *call_kwargs = NULL, *coro = NULL;
-    call_args = PyTuple_New(nargs - 1);
-    if (call_args == NULL) {
-        goto done;
-    }
-    for (Py_ssize_t i = 1; i < nargs; i++) {
-        PyTuple_SET_ITEM(call_args, i - 1, Py_NewRef(args[i]));
-    }
-    call_kwargs = PyDict_New();
-    if (call_kwargs == NULL) {
-        goto done;
-    }
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        if (PyDict_SetItem(call_kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
-            goto done;
-        }
-    }
-    PyObject *runner = elastic ? Py_NewRef(p->st->to_thread)
-                               : PyObject_GetAttrString((PyObject *)p, "run");
-    if (runner != NULL) {
-        coro = PyObject_CallFunctionObjArgs(p->st->deferred_run, runner, args[0],
-                                            call_args, call_kwargs, NULL);
-        Py_DECREF(runner);
-    }
-done:
-    Py_XDECREF(call_args);
-    Py_XDECREF(call_kwargs);
-    return coro;
-}
-
 /* Schedule a call whose result an asyncio future of the running loop will
  * carry; the context is copied as asyncio.to_thread does.  elastic: see
  * ne_pool_push (to_thread: with the stdlib, a loop run inside a worker has
@@ -649,7 +612,14 @@ ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
         /* No running loop yet, as in asyncio.run(to_thread(f)): behave as
          * asyncio.to_thread, a coroutine that schedules the call when run. */
         PyErr_Clear();
-        return deferred_run(p, args, nargs, kwnames, elastic);
+        PyObject *runner = elastic ? Py_NewRef(st->to_thread)
+                                   : PyObject_GetAttrString((PyObject *)p, "run");
+        if (runner == NULL) {
+            return NULL;
+        }
+        PyObject *coro = ne_deferred_run(st, runner, args, nargs, kwnames);
+        Py_DECREF(runner);
+        return coro;
     }
     PyObject *stack[2] = {NULL, loop};
     fut = PyObject_Vectorcall(st->NativeFuture, stack + 1,

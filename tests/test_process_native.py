@@ -166,10 +166,18 @@ def test_run_exceptions(native_ppool):
     assert direct.args == ("direct", 2)
 
 
-def test_run_without_a_running_loop(native_ppool):
+def test_run_without_a_running_loop_defers_the_call(native_ppool):
+    # asyncio.run(pool.run(f)) makes the awaitable before the loop exists:
+    # as with to_thread, it is a coroutine that submits when it first runs
     pool = native_ppool(1)
-    with pytest.raises(RuntimeError):
-        pool.run(square, 2)
+    coro = pool.run(echo, 2, key="v")
+    assert asyncio.iscoroutine(coro)
+    assert pool._stats()["in_flight"] == 0
+    assert asyncio.run(coro) == ((2,), {"key": "v"})
+    assert asyncio.run(native_exec.to_process(square, 3)) == 9
+    never = pool.run(square, 4)
+    never.close()
+    assert pool._stats()["in_flight"] == 0
     assert pool.submit(square, 2).result(timeout=WAIT) == 4
 
 
