@@ -54,7 +54,8 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
         self._max_workers = max_workers
         self._mp_context = mp_context
         self._initializer = initializer
-        self._initargs = tuple(initargs)
+        # the stdlib only unpacks initargs to call the initializer
+        self._initargs = tuple(initargs) if initializer is not None else ()
         self._max_tasks_per_child = max_tasks_per_child
         self._pool = _native.ProcessPool(max_workers, initializer, self._initargs,
                                          max_tasks_per_child or 0)

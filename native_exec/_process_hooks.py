@@ -6,7 +6,6 @@ module level."""
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import sys
 from concurrent.futures import Future, _base
@@ -139,11 +138,12 @@ def wrap_exception(exc: BaseException) -> Any:
 
 
 def unpicklable(error: BaseException, value: Any, is_error: bool) -> Any:
-    """Sent instead of a result (or exception) that pickle refused."""
-    what = "exception" if is_error else "result"
-    failure = pickle.PicklingError(
-        "the task's %s could not be pickled: %s: %s" % (what, type(error).__name__, error))
-    return _ExceptionWithTraceback(failure, error.__traceback__)
+    """Sent instead of a result (or exception) that pickle refused: pickle's
+    own error, as the stdlib sends it, so handlers written for it match."""
+    if hasattr(error, "add_note"):
+        error.add_note("(the task's %s could not be pickled)"
+                       % ("exception" if is_error else "result"))
+    return _ExceptionWithTraceback(error, error.__traceback__)
 
 
 def last_resort() -> Any:

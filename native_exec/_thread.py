@@ -40,7 +40,8 @@ class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
         self._thread_name_prefix = (thread_name_prefix
                                     or "ThreadPoolExecutor-%d" % self._counter())
         self._initializer = initializer
-        self._initargs = tuple(initargs)
+        # the stdlib only unpacks initargs to call the initializer
+        self._initargs = tuple(initargs) if initializer is not None else ()
         self._pool = _native.ThreadPool(max_workers, self._thread_name_prefix,
                                         initializer, self._initargs)
 

@@ -54,6 +54,11 @@ def test_initargs_may_be_any_iterable(make_pool):
     assert got == [1, 2, 3]
 
 
+def test_initargs_none_without_an_initializer(make_pool):
+    pool = make_pool(1, initializer=None, initargs=None)
+    assert pool.submit(int, "7").result(timeout=WAIT) == 7
+
+
 def test_no_initializer_runs_when_nothing_is_submitted(make_pool):
     calls = []
     pool = make_pool(2, initializer=calls.append, initargs=(1,))
