@@ -8,6 +8,7 @@ A native worker is not a ``threading.Thread``, so ``threading`` would call it
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from concurrent.futures import _base
 from typing import Any, Callable, Optional, Tuple
@@ -53,6 +54,14 @@ def enter_worker(name: str, initializer: Optional[Callable[..., Any]],
     exception is logged as ``concurrent.futures`` logs it.
     """
     _WorkerThread(name)
+    # as threading.Thread does as it starts: tracers and profilers set with
+    # threading.settrace/setprofile (coverage.py's, say) see the tasks
+    trace_hook = threading._trace_hook  # type: ignore[attr-defined]
+    if trace_hook is not None:
+        sys.settrace(trace_hook)
+    profile_hook = threading._profile_hook  # type: ignore[attr-defined]
+    if profile_hook is not None:
+        sys.setprofile(profile_hook)
     return run_initializer(initializer, initargs)
 
 
