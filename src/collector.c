@@ -10,9 +10,7 @@
  *
  * Only this thread completes futures, so done-callbacks run here, never in
  * a thread waiting in result() (where a timeout or Ctrl-C must stay free to
- * interrupt the wait), as in the stdlib's manager thread.  `collecting`
- * marks a round in progress: a done-callback that shuts the pool down must
- * not wait for the round it runs in.
+ * interrupt the wait), as in the stdlib's manager thread.
  */
 #include "native_exec.h"
 
@@ -26,15 +24,13 @@
 #define POLL_NS (100L * 1000 * 1000)   /* zygote liveness is checked this often */
 
 static _Thread_local ne_ppool *current_collector;
-static _Thread_local ne_ppool *collecting_here;  /* in a round on this thread */
 
 /* Whether waiting for p's collector from this thread would wait on itself:
- * it is the collector, or it is running one of p's rounds (a future's
- * done-callback calling shutdown). */
+ * a future's done-callback, run by the collector, calling shutdown. */
 int
 ne_collector_is_current(ne_ppool *p)
 {
-    return current_collector == p || collecting_here == p;
+    return current_collector == p;
 }
 
 /* Unpickle slot idx's result and complete its future. */
@@ -206,9 +202,6 @@ collect(ne_ppool *p)
     ne_shm *shm = r->shm;
     int dead[r->nworkers];
     int ndead = 0;
-    ne_ppool *outer = collecting_here;
-    collecting_here = p;
-    p->collecting = 1;
     /* deaths first: every result the dead posted is then in the done ring */
     for (int w = 0; w < r->nworkers; w++) {
         if (atomic_load(&r->workers[w].state) == W_DEAD) {
@@ -248,8 +241,6 @@ collect(ne_ppool *p)
         ne_ppool_refill(p);
         ne_ppool_spawn_if_needed(p);
     }
-    p->collecting = 0;
-    collecting_here = outer;
     return (p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS
            && p->pending_head == NULL && p->nsubmitting == 0;
 }
@@ -288,7 +279,7 @@ collector_main(void *arg)
         if (p->foreign) {
             break;
         }
-        if (!p->collecting && collect(p)) {
+        if (collect(p)) {
             ne_ppool_finish(p);
             break;
         }

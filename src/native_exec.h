@@ -228,8 +228,8 @@ struct ne_pool {
     ne_task *forked_tasks;
 };
 
-PyObject *ne_deferred_run(ne_state *st, PyObject *runner, PyObject *const *args,
-                          Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ne_deferred_run(ne_state *st, PyObject *pool, PyObject *runner,
+                          PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
 extern PyType_Spec ne_pool_spec;
 int ne_pool_push(ne_pool *p, ne_task *t, int elastic);
@@ -327,7 +327,6 @@ struct ne_ppool {
     int collector_state;     /* 0 not started, 1 running, 2 finished */
     pthread_t collector_thread;
     int collector_joined;    /* cmutex: 0, 1 being joined, 2 gone */
-    int collecting;          /* a thread is inside a collection round */
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int startup_deaths;      /* workers in a row that died in their initializer */
     uint32_t batch[NE_RING]; /* the collection round's results */

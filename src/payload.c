@@ -9,10 +9,11 @@
  * bytearray and C-contiguous memoryview objects: when one is found near
  * the top of the payload, native_exec._serialize.dumps pickles it with a
  * persistent_id that names each by its index, because pickle never offers
- * exact bytes/bytearray to a buffer_callback.  "Foreign" ones are the PickleBuffers pickle hands to
- * the buffer_callback (numpy arrays and the like).  Either way the buffer
- * is copied once, straight from the object into shared memory, and once
- * out of it into the object the reader rebuilds.
+ * exact bytes/bytearray to a buffer_callback.  "Foreign" ones are the
+ * PickleBuffers pickle hands to the buffer_callback (numpy arrays and the
+ * like).  Either way the buffer is copied once, straight from the object
+ * into shared memory, and once out of it into the object the reader
+ * rebuilds.
  *
  * A large payload can be read while it is still being written: the writer
  * publishes the header and pickle stream first, then copies the buffers in

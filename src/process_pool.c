@@ -567,18 +567,7 @@ ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
     if (loop == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
-            return NULL;
-        }
-        /* as ThreadPool.run: a coroutine that schedules the call when run */
-        PyErr_Clear();
-        PyObject *runner = PyObject_GetAttrString((PyObject *)p, "run");
-        if (runner == NULL) {
-            return NULL;
-        }
-        PyObject *coro = ne_deferred_run(st, runner, args, nargs, kwnames);
-        Py_DECREF(runner);
-        return coro;
+        return ne_deferred_run(st, (PyObject *)p, NULL, args, nargs, kwnames);
     }
     PyObject *stack[2] = {NULL, loop};
     PyObject *fut = PyObject_Vectorcall(st->ProcessNativeFuture, stack + 1,
@@ -594,6 +583,32 @@ ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     return fut;
 }
 
+/* Where the task with this ticket is: TICKET_PENDING with *link the
+ * pointer to it in the parent's queue, TICKET_IN_SLOT with *idx its slot,
+ * or TICKET_UNKNOWN (done, or the pool is not this process's). */
+enum { TICKET_UNKNOWN, TICKET_PENDING, TICKET_IN_SLOT };
+
+static int
+find_ticket(ne_ppool *p, uint64_t ticket, ne_pending ***link, uint32_t *idx)
+{
+    for (ne_pending **pp = &p->pending_head; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->ticket == ticket) {
+            *link = pp;
+            return TICKET_PENDING;
+        }
+    }
+    if (p->region.base == NULL || p->foreign) {
+        return TICKET_UNKNOWN;
+    }
+    for (uint32_t i = 0; i < NE_SLOTS; i++) {
+        if (p->records[i].future != NULL && p->records[i].ticket == ticket) {
+            *idx = i;
+            return TICKET_IN_SLOT;
+        }
+    }
+    return TICKET_UNKNOWN;
+}
+
 PyDoc_STRVAR(ppool_withdraw_doc,
 "_withdraw($self, ticket, /)\n--\n\n"
 "Take back a task no worker has claimed: 1 if withdrawn, 0 if a worker has\n"
@@ -607,12 +622,12 @@ ppool_withdraw(PyObject *self, PyObject *arg)
     if (ticket == (uint64_t)-1 && PyErr_Occurred()) {
         return NULL;
     }
-    for (ne_pending **pp = &p->pending_head; *pp != NULL; pp = &(*pp)->next) {
-        ne_pending *t = *pp;
-        if (t->ticket != ticket) {
-            continue;
-        }
-        *pp = t->next;
+    ne_pending **link;
+    uint32_t idx;
+    switch (find_ticket(p, ticket, &link, &idx)) {
+    case TICKET_PENDING: {
+        ne_pending *t = *link;
+        *link = t->next;
         if (p->pending_tail == t) {
             p->pending_tail = NULL;
             for (ne_pending *q = p->pending_head; q != NULL; q = q->next) {
@@ -623,13 +638,7 @@ ppool_withdraw(PyObject *self, PyObject *arg)
         pending_free(t);
         return PyLong_FromLong(1);
     }
-    if (p->region.base == NULL || p->foreign) {
-        return PyLong_FromLong(-1);
-    }
-    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
-        if (p->records[idx].future == NULL || p->records[idx].ticket != ticket) {
-            continue;
-        }
+    case TICKET_IN_SLOT: {
         ne_shm_lock(p->region.shm);
         uint32_t expected = SLOT_READY;
         int withdrawn = atomic_compare_exchange_strong(&p->region.slots[idx].state,
@@ -641,7 +650,9 @@ ppool_withdraw(PyObject *self, PyObject *arg)
         }
         return PyLong_FromLong(withdrawn ? 1 : 0);
     }
-    return PyLong_FromLong(-1);
+    default:
+        return PyLong_FromLong(-1);
+    }
 }
 
 PyDoc_STRVAR(ppool_claimed_doc,
@@ -657,24 +668,19 @@ ppool_claimed(PyObject *self, PyObject *arg)
     if (ticket == (uint64_t)-1 && PyErr_Occurred()) {
         return NULL;
     }
-    for (ne_pending *t = p->pending_head; t != NULL; t = t->next) {
-        if (t->ticket == ticket) {
-            return PyLong_FromLong(0);
-        }
-    }
-    if (p->region.base == NULL || p->foreign) {
+    ne_pending **link;
+    uint32_t idx;
+    switch (find_ticket(p, ticket, &link, &idx)) {
+    case TICKET_PENDING:
+        return PyLong_FromLong(0);
+    case TICKET_IN_SLOT:
+        /* a claim moves the slot out of READY under the lock; reading it
+         * without the lock gives the state before or after a claim, either
+         * of which is a true answer at some instant */
+        return PyLong_FromLong(atomic_load(&p->region.slots[idx].state) == SLOT_READY ? 0 : 1);
+    default:
         return PyLong_FromLong(-1);
     }
-    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
-        if (p->records[idx].future != NULL && p->records[idx].ticket == ticket) {
-            /* a claim moves the slot out of READY under the lock; reading
-             * it without the lock gives the state before or after a claim,
-             * either of which is a true answer at some instant */
-            uint32_t state = atomic_load(&p->region.slots[idx].state);
-            return PyLong_FromLong(state == SLOT_READY ? 0 : 1);
-        }
-    }
-    return PyLong_FromLong(-1);
 }
 
 /* ------------------------------------------------------------ shutdown */

@@ -220,13 +220,22 @@ ne_task_complete_async(ne_state *st, ne_task *t)
     Py_XDECREF(r);
 }
 
-/* A coroutine that calls runner(func, *args, **kwargs) once it runs: what
- * pool.run, to_thread and to_process return when no loop is running yet,
- * as in asyncio.run(to_thread(f)).  args[0] is func. */
+/* Called with asyncio.get_running_loop()'s error set.  When it is "no
+ * running loop", as in asyncio.run(to_thread(f)), return what
+ * asyncio.to_thread would: a coroutine that calls runner(func, *args,
+ * **kwargs) once it runs (runner NULL: pool.run).  args[0] is func. */
 PyObject *
-ne_deferred_run(ne_state *st, PyObject *runner, PyObject *const *args, Py_ssize_t nargs,
-                PyObject *kwnames)
+ne_deferred_run(ne_state *st, PyObject *pool, PyObject *runner, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+        return NULL;
+    }
+    PyErr_Clear();
+    runner = runner != NULL ? Py_NewRef(runner) : PyObject_GetAttrString(pool, "run");
+    if (runner == NULL) {
+        return NULL;
+    }
     PyObject *call_args = NULL, *call_kwargs = NULL, *coro = NULL;
     call_args = PyTuple_New(nargs - 1);
     if (call_args == NULL) {
@@ -248,6 +257,7 @@ ne_deferred_run(ne_state *st, PyObject *runner, PyObject *const *args, Py_ssize_
     coro = PyObject_CallFunctionObjArgs(st->deferred_run, runner, args[0], call_args,
                                         call_kwargs, NULL);
 done:
+    Py_DECREF(runner);
     Py_XDECREF(call_args);
     Py_XDECREF(call_kwargs);
     return coro;

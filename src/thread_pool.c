@@ -606,20 +606,9 @@ ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     ne_task *t = NULL;
     PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
     if (loop == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
-            return NULL;
-        }
-        /* No running loop yet, as in asyncio.run(to_thread(f)): behave as
-         * asyncio.to_thread, a coroutine that schedules the call when run. */
-        PyErr_Clear();
-        PyObject *runner = elastic ? Py_NewRef(st->to_thread)
-                                   : PyObject_GetAttrString((PyObject *)p, "run");
-        if (runner == NULL) {
-            return NULL;
-        }
-        PyObject *coro = ne_deferred_run(st, runner, args, nargs, kwnames);
-        Py_DECREF(runner);
-        return coro;
+        /* the default pool defers to to_thread itself */
+        return ne_deferred_run(st, (PyObject *)p, elastic ? st->to_thread : NULL,
+                               args, nargs, kwnames);
     }
     PyObject *stack[2] = {NULL, loop};
     fut = PyObject_Vectorcall(st->NativeFuture, stack + 1,
