@@ -388,6 +388,13 @@ def test_signals_in_the_waiting_thread_lose_no_future(native_ppool):
                 pending.pop(0)
             except Tick:
                 interrupted += 1
+            except RuntimeError as exc:
+                # the stdlib's Condition.wait, interrupted while taking its
+                # lock back, fails to release it: still the Tick, not a loss
+                if not isinstance(exc.__context__, Tick):
+                    raise
+                waiting[0] = False
+                interrupted += 1
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, old)
