@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 from concurrent.futures import Future
 from concurrent.futures import process as _stdlib_process
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
-from . import _native
+from . import _map, _native
 from ._future import NativeFuture
 from ._process_hooks import default_max_workers
 
 _T = TypeVar("_T")
+
+# The stdlib's operation names (3.14: concurrent.futures.process._TERMINATE
+# and _KILL), on every version.
+_TERMINATE = getattr(_stdlib_process, "_TERMINATE", "terminate")
+_KILL = getattr(_stdlib_process, "_KILL", "kill")
+_FORCE_SHUTDOWN_SIGNALS = {_TERMINATE: signal.SIGTERM, _KILL: signal.SIGKILL}
 
 
 class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
@@ -26,8 +34,11 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
     created.  A worker that dies fails only the task it was running (with
     :class:`native_exec.WorkerDied`) and is replaced.
 
-    ``mp_context`` may be None or a ``"fork"`` context.  ``max_tasks_per_child``
-    works, unlike with the stdlib's fork context.
+    ``mp_context`` may be None or any ``multiprocessing`` context: whatever
+    its start method, workers are forked from the zygote, which gives what
+    ``forkserver`` promises (no inherited threads or locks) but with the
+    program's state as it was when the pool was created (see the README).
+    ``max_tasks_per_child`` works with every context.
     """
 
     def __init__(self, max_workers: Optional[int] = None, mp_context: Any = None,
@@ -38,12 +49,9 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
             max_workers = default_max_workers()
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        if mp_context is not None:
-            method = mp_context.get_start_method(allow_none=False)
-            if method != "fork":
-                raise ValueError(
-                    "native_exec.ProcessPoolExecutor forks its workers: mp_context must "
-                    "be None or a 'fork' context, not %r" % method)
+        if mp_context is not None and not callable(getattr(mp_context, "get_start_method", None)):
+            raise TypeError("mp_context must be None or a multiprocessing context, not %r"
+                            % type(mp_context).__name__)
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if max_tasks_per_child is not None:
@@ -52,6 +60,11 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
             if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
         self._max_workers = max_workers
+        if mp_context is None:
+            # what the stdlib would pick, for code that inspects it; the
+            # workers are forked from the zygote whatever it says
+            mp_context = multiprocessing.get_context(
+                "spawn" if max_tasks_per_child is not None else None)
         self._mp_context = mp_context
         self._initializer = initializer
         # the stdlib only unpacks initargs to call the initializer
@@ -72,7 +85,37 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
         """``await pool.run(f, x)``: ``f(x)`` in a worker, awaited from asyncio."""
         return self._pool.run(func, *args, **kwargs)
 
-    # map() is the stdlib's: it submits chunks of `chunksize` calls.
+    def map(self, fn: Callable[..., _T], *iterables: Iterable[Any],
+            timeout: Optional[float] = None, chunksize: int = 1,
+            buffersize: Optional[int] = None) -> Iterator[_T]:
+        """``map(fn, *iterables)`` in the workers, with 3.14's ``buffersize``.
+
+        3.14's ``ProcessPoolExecutor.map`` on every Python, not the running
+        stdlib's, so that ``buffersize`` works on 3.10 as well and the pool
+        behaves the same everywhere.  Each task is a chunk of ``chunksize``
+        calls, pickled as the stdlib pickles it, so that one round trip
+        carries many small calls; ``buffersize`` counts chunks.
+        """
+        return _map.map_chunks(self, fn, iterables, timeout, chunksize, buffersize)
+
+    def terminate_workers(self) -> None:
+        """Stop the pool now: ``shutdown(wait=False, cancel_futures=True)``,
+        then SIGTERM to every worker, and SIGKILL to any still alive a second
+        later.  The calls they were running fail with :class:`WorkerDied`
+        naming the signal; no worker or zygote is left.  Safe to call twice,
+        after ``shutdown``, or before any worker started.
+        """
+        self._force_shutdown(operation=_TERMINATE)
+
+    def kill_workers(self) -> None:
+        """As :meth:`terminate_workers`, with SIGKILL at once."""
+        self._force_shutdown(operation=_KILL)
+
+    def _force_shutdown(self, operation: str) -> None:
+        # The stdlib's name and contract (3.14), which its tests mock.
+        if operation not in _FORCE_SHUTDOWN_SIGNALS:
+            raise ValueError(f"Unsupported operation: {operation!r}")
+        self._pool.force_shutdown(_FORCE_SHUTDOWN_SIGNALS[operation])
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new work; with ``wait``, return when every task has finished

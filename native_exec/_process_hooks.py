@@ -9,7 +9,8 @@ import os
 import signal
 import sys
 from concurrent.futures import Future, _base
-from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback
+from concurrent.futures.process import (BrokenProcessPool, _ExceptionWithTraceback,
+                                        _RemoteTraceback)
 from typing import Any, Callable, Optional, Tuple
 
 from ._future import NativeFuture
@@ -21,8 +22,11 @@ class WorkerDied(BrokenProcessPool):
     exited (``os._exit``, ``sys.exit``, a crash) before returning.
 
     Only this task fails; the pool replaces the worker and stays usable.
-    ``pid``, ``exitcode`` (negative: the signal number) and ``signal`` (a
-    ``signal.Signals`` or None) say what happened.
+    ``pid``, ``exitcode`` (negative: the signal number, as
+    ``multiprocessing`` reports it) and ``signal`` (a ``signal.Signals`` or
+    None) say what happened.  As on Python 3.15, ``__cause__`` is a
+    ``concurrent.futures.process._RemoteTraceback`` whose text names the
+    process and its exit code, so a printed traceback shows them.
     """
 
     def __init__(self, pid: int, status: int) -> None:
@@ -33,19 +37,22 @@ class WorkerDied(BrokenProcessPool):
             number = os.WTERMSIG(status)
             try:
                 self.signal = signal.Signals(number)
-                name = self.signal.name
+                name = "%d, %s" % (number, self.signal.name)
             except ValueError:
-                name = "signal %d" % number
+                name = "%d" % number
             self.exitcode = -number
-            how = "was killed by signal %d (%s)" % (number, name)
+            how = " (killed by signal %s)" % name
         else:
             self.exitcode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-            how = "exited with code %d" % self.exitcode
-        super().__init__("worker process %d %s while running this task" % (pid, how))
+            how = ""
+        # 3.15's wording for a dead worker, which its tests look for
+        details = "Process %d terminated abruptly with exit code %d%s" % (
+            pid, self.exitcode, how)
+        super().__init__(details + " while running this task")
+        self.__cause__ = _RemoteTraceback("\n'''\n%s'''" % details)
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return type(self), (self.pid, self.status)
-
 
 
 class ProcessFuture(Future):  # type: ignore[type-arg]

@@ -202,6 +202,19 @@ collect(ne_ppool *p)
     ne_shm *shm = r->shm;
     int dead[r->nworkers];
     int ndead = 0;
+    /* A zygote that left took its workers with it: those it reaped before
+     * leaving died as their status says; any others died with it
+     * (PDEATHSIG), unseen by anyone who could report them, and count as
+     * killed.  Looked at first, so that every result they posted is in the
+     * done ring read below. */
+    int zygote_gone = p->zygote_pid > 0 && !zygote_alive(p);
+    for (int w = 0; zygote_gone && w < r->nworkers; w++) {
+        uint32_t state = atomic_load(&r->workers[w].state);
+        if (state == W_ALIVE || state == W_SPAWN) {
+            r->workers[w].status = SIGKILL;  /* a wait status: killed by SIGKILL */
+            atomic_store(&r->workers[w].state, W_DEAD);
+        }
+    }
     /* deaths first: every result the dead posted is then in the done ring */
     for (int w = 0; w < r->nworkers; w++) {
         if (atomic_load(&r->workers[w].state) == W_DEAD) {
@@ -224,17 +237,10 @@ collect(ne_ppool *p)
     for (int i = 0; i < ndead; i++) {
         bury(p, dead[i]);
     }
-    if (p->zygote_pid > 0 && !zygote_alive(p)) {
-        /* its workers died with it (PDEATHSIG), unseen by anyone who could
-         * report them: count them dead now, so their tasks fail */
-        for (int w = 0; w < r->nworkers; w++) {
-            uint32_t state = atomic_load(&r->workers[w].state);
-            if (state == W_ALIVE || state == W_SPAWN) {
-                r->workers[w].status = SIGKILL;  /* a wait status: killed by SIGKILL */
-                atomic_store(&r->workers[w].state, W_DEAD);
-                bury(p, w);
-            }
-        }
+    /* Asked to leave (shutdown, terminate_workers) with nothing left to
+     * run, the zygote did as told; otherwise the pool cannot go on. */
+    if (zygote_gone && (atomic_load(&shm->zygote_exit) == ZYGOTE_RUN
+                        || p->nfree != NE_SLOTS || p->pending_head != NULL)) {
         ne_ppool_break(p, "the pool's zygote process died, the process pool is not usable anymore");
     }
     if (p->broken == NULL) {

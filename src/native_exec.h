@@ -349,6 +349,7 @@ void ne_ppool_break(ne_ppool *p, const char *reason);
 PyObject *ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
 int ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures);
+int ne_ppool_force_shutdown(ne_ppool *p, uint32_t request);
 void ne_ppool_finish(ne_ppool *p);
 void ne_ppool_after_fork_child(ne_ppool *p, int quiet);
 
@@ -360,7 +361,7 @@ int ne_collector_is_current(ne_ppool *p);
 /* ------------------------------------------------------------ zygote.c */
 
 int ne_zygote_start(ne_ppool *p);
-void ne_zygote_stop(ne_ppool *p, int kill_workers);
+void ne_zygote_stop(ne_ppool *p, uint32_t request);
 
 /* ------------------------------------------------------- proc_worker.c */
 

@@ -373,7 +373,7 @@ ne_ppool_break(ne_ppool *p, const char *reason)
     p->pending_tail = NULL;
     p->npending = 0;
     if (p->region.base != NULL && !p->foreign) {
-        ne_zygote_stop(p, 1);
+        ne_zygote_stop(p, ZYGOTE_KILL);
     }
 }
 
@@ -755,14 +755,15 @@ cancel_unclaimed(ne_ppool *p)
     Py_DECREF(cancelled);
 }
 
-/* Stop the zygote and its workers and reap it (GIL released). */
+/* Stop the zygote and its workers (request: ZYGOTE_*) and reap it (GIL
+ * released). */
 static void
-stop_processes(ne_ppool *p, int kill)
+stop_processes(ne_ppool *p, uint32_t request)
 {
     if (p->zygote_pid <= 0) {
         return;
     }
-    ne_zygote_stop(p, kill);
+    ne_zygote_stop(p, request);
     pid_t pid = p->zygote_pid;
     Py_BEGIN_ALLOW_THREADS
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
@@ -820,7 +821,7 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
         /* nothing was ever submitted: only the zygote to stop, unless it
          * is being forked (ppool_new then finishes the shutdown) */
         if (p->region.base != NULL && !p->starting) {
-            stop_processes(p, 0);
+            stop_processes(p, ZYGOTE_DRAIN);
             unmap(p);
         }
         return 0;
@@ -858,12 +859,30 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
     }
 }
 
+/* terminate_workers() and kill_workers(): shutdown(wait=False,
+ * cancel_futures=True), then the zygote signals every worker (request:
+ * ZYGOTE_TERMINATE or ZYGOTE_KILL).  What follows is an ordinary shutdown:
+ * the collector fails the tasks the dead were running with WorkerDied as
+ * it buries them, then stops the zygote and unmaps the region.  Nothing
+ * to do once the processes are gone, or in a forked child. */
+int
+ne_ppool_force_shutdown(ne_ppool *p, uint32_t request)
+{
+    if (ne_ppool_shutdown(p, 0, 1) < 0) {
+        return -1;
+    }
+    if (!p->foreign && p->region.base != NULL) {
+        ne_zygote_stop(p, request);
+    }
+    return 0;
+}
+
 /* Called by the collector once nothing is in flight after shutdown or
  * breakage: the processes leave and the region is unmapped. */
 void
 ne_ppool_finish(ne_ppool *p)
 {
-    stop_processes(p, p->broken != NULL);
+    stop_processes(p, p->broken != NULL ? ZYGOTE_KILL : ZYGOTE_DRAIN);
     unmap(p);
 }
 
@@ -1032,7 +1051,7 @@ ppool_dealloc(PyObject *self)
     }
     if (!p->foreign && p->zygote_pid > 0) {
         /* never shut down and no collector ran: nothing is in flight */
-        stop_processes(p, 1);
+        stop_processes(p, ZYGOTE_KILL);
     }
     for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
         Py_CLEAR(p->records[idx].future);
@@ -1069,6 +1088,29 @@ ppool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (ne_ppool_shutdown((ne_ppool *)self, wait, cancel_futures) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ppool_force_shutdown_doc,
+"force_shutdown($self, signal, /)\n--\n\n"
+"shutdown(wait=False, cancel_futures=True), then send every worker signal:\n"
+"SIGKILL, or SIGTERM followed by SIGKILL after a grace period.");
+
+static PyObject *
+ppool_force_shutdown(PyObject *self, PyObject *arg)
+{
+    long sig = PyLong_AsLong(arg);
+    if (sig == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (sig != SIGTERM && sig != SIGKILL) {
+        PyErr_Format(PyExc_ValueError, "signal must be SIGTERM or SIGKILL, not %ld", sig);
+        return NULL;
+    }
+    if (ne_ppool_force_shutdown((ne_ppool *)self,
+                                sig == SIGKILL ? ZYGOTE_KILL : ZYGOTE_TERMINATE) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1125,6 +1167,7 @@ static PyMethodDef ppool_methods[] = {
     {"_claimed", ppool_claimed, METH_O, ppool_claimed_doc},
     {"shutdown", (PyCFunction)(void (*)(void))ppool_shutdown,
      METH_VARARGS | METH_KEYWORDS, ppool_shutdown_doc},
+    {"force_shutdown", ppool_force_shutdown, METH_O, ppool_force_shutdown_doc},
     {"stats", ppool_stats, METH_NOARGS, ppool_stats_doc},
     {NULL, NULL, 0, NULL},
 };

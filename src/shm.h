@@ -45,6 +45,15 @@
 enum { SLOT_FREE = 0, SLOT_READY, SLOT_RUNNING, SLOT_DONE };
 enum { SPAN_NONE = 0, SPAN_INLINE, SPAN_ARENA, SPAN_WINDOW, SPAN_NAMED };
 enum { W_EMPTY = 0, W_SPAWN, W_ALIVE, W_DEAD };
+/* What the owner asks of the zygote (zygote_exit).  The request only ever
+ * rises: a later, milder one (the collector's ordinary stop after a
+ * terminate_workers()) must not undo a harsher one. */
+enum {
+    ZYGOTE_RUN = 0,      /* fork workers as the owner asks */
+    ZYGOTE_DRAIN,        /* fork no more; leave once the workers have left */
+    ZYGOTE_TERMINATE,    /* SIGTERM every worker, SIGKILL after a grace period */
+    ZYGOTE_KILL,         /* SIGKILL every worker */
+};
 
 /* Where a payload lives. */
 typedef struct {
@@ -101,7 +110,7 @@ typedef struct {
     _Atomic uint32_t work_seq;            /* workers wait here */
     _Atomic uint32_t collector_seq;       /* the parent's collector waits here */
     _Atomic uint32_t zygote_seq;          /* the zygote waits here */
-    _Atomic uint32_t zygote_exit;         /* 1: stop when workers are gone; 2: kill them */
+    _Atomic uint32_t zygote_exit;         /* ZYGOTE_*: raised by the owner only */
     int32_t owner_pid;
     int32_t zygote_pid;
 } ne_shm;

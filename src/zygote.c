@@ -5,7 +5,10 @@
  *
  * It runs no Python after the fork except the interpreter's own fork hooks
  * around each worker fork.  It leaves when the owner asks (zygote_exit) and
- * its workers are gone, or at once, killing them, when the owner dies. */
+ * its workers are gone; the owner may ask it to signal them first
+ * (terminate_workers, kill_workers, a broken pool).  It kills them and
+ * leaves at once when the owner dies.  Only the zygote signals workers:
+ * it alone knows which pids are still its children. */
 #include "native_exec.h"
 
 #include <errno.h>
@@ -14,9 +17,14 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POLL_NS (100L * 1000 * 1000)   /* how often the owner's liveness is checked */
+/* terminate_workers(): how long a worker may take over its SIGTERM (a
+ * handler of its own cleaning up) before it gets SIGKILL.  Keep in step
+ * with the docstring of ProcessPoolExecutor.terminate_workers. */
+#define TERMINATE_GRACE_NS (1000L * 1000 * 1000)
 
 static ne_shm *zygote_shm;  /* for the SIGCHLD handler */
 
@@ -94,15 +102,26 @@ reap(ne_ppool *p)
     return alive;
 }
 
+/* Send sig to every live worker.  The zygote reaps its children only in
+ * its own loop, so a pid read here is still its child, alive or a zombie,
+ * never a stranger that reused the number. */
 static void
-kill_workers(ne_ppool *p)
+signal_workers(ne_ppool *p, int sig)
 {
     for (int w = 0; w < p->region.nworkers; w++) {
         ne_wslot *ws = &p->region.workers[w];
         if (atomic_load(&ws->state) == W_ALIVE && ws->pid > 0) {
-            kill(ws->pid, SIGKILL);
+            kill(ws->pid, sig);
         }
     }
+}
+
+static int64_t
+monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
 /* The owner died and every worker is reaped: unlink the payload segments
@@ -155,24 +174,34 @@ zygote_main(ne_ppool *p)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
 
+    int64_t kill_at = -1;   /* once terminating: when SIGKILL follows */
     for (;;) {
         uint32_t seq = atomic_load(&shm->zygote_seq);
-        uint32_t exit_request = atomic_load(&shm->zygote_exit);
+        uint32_t request = atomic_load(&shm->zygote_exit);
         int orphaned = getppid() != p->owner_pid;
         if (orphaned) {
-            exit_request = 2;  /* the owner died: no orphans */
+            request = ZYGOTE_KILL;  /* the owner died: no orphans */
         }
-        if (exit_request == 2) {
-            kill_workers(p);
+        if (request == ZYGOTE_TERMINATE) {
+            if (kill_at < 0) {
+                kill_at = monotonic_ns() + TERMINATE_GRACE_NS;
+                signal_workers(p, SIGTERM);
+            }
+            else if (monotonic_ns() >= kill_at) {
+                request = ZYGOTE_KILL;
+            }
+        }
+        if (request == ZYGOTE_KILL) {
+            signal_workers(p, SIGKILL);
         }
         int alive = reap(p);
-        if (exit_request != 0 && alive == 0) {
+        if (request != ZYGOTE_RUN && alive == 0) {
             if (orphaned) {
                 unlink_orphaned_payloads(p);
             }
             _exit(0);
         }
-        if (exit_request == 0) {
+        if (request == ZYGOTE_RUN) {
             for (int w = 0; w < p->region.nworkers; w++) {
                 if (atomic_load(&p->region.workers[w].state) == W_SPAWN) {
                     fork_worker(p, w);
@@ -208,15 +237,20 @@ ne_zygote_start(ne_ppool *p)
 }
 
 /* In the owner: workers leave once the queue is empty, then the zygote
- * leaves; with kill, workers are killed at once. */
+ * leaves (ZYGOTE_DRAIN); or the workers are signalled at once
+ * (ZYGOTE_TERMINATE, ZYGOTE_KILL).  A milder request than one already made
+ * changes nothing. */
 void
-ne_zygote_stop(ne_ppool *p, int kill)
+ne_zygote_stop(ne_ppool *p, uint32_t request)
 {
     ne_shm *shm = p->region.shm;
     ne_shm_lock(shm);
     shm->stopping = 1;
     ne_shm_unlock(shm);
     ne_futex_ring(&shm->work_seq, INT32_MAX);
-    atomic_store(&shm->zygote_exit, kill ? 2 : 1);
+    uint32_t made = atomic_load(&shm->zygote_exit);
+    while (made < request
+           && !atomic_compare_exchange_weak(&shm->zygote_exit, &made, request)) {
+    }
     ne_futex_ring(&shm->zygote_seq, 1);
 }

@@ -1,6 +1,6 @@
 """What only native_exec's process pool does, or does where the stdlib
-genuinely differs: ``pool.run`` and ``to_process`` from asyncio, fork-only
-``mp_context``, ``max_tasks_per_child`` with fork, fork without the 3.12
+genuinely differs: ``pool.run`` and ``to_process`` from asyncio,
+``max_tasks_per_child`` with fork, fork without the 3.12
 DeprecationWarning, ``cancel()`` that withdraws a queued task, no zombies
 and no /dev/shm leftovers after shutdown, workers that leave with a killed
 parent, and the native ``_stats()``."""
@@ -221,14 +221,6 @@ def test_run_cancel_withdraws_an_unclaimed_task(native_ppool, markers, tmp_path)
 
 
 # ------------------------------------------------------------ arguments
-
-def test_mp_context_must_be_fork(native_ppool):
-    for method in ("spawn", "forkserver"):
-        with pytest.raises(ValueError):
-            native_exec.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
-    pool = native_ppool(1, mp_context=multiprocessing.get_context("fork"))
-    assert pool.submit(square, 5).result(timeout=WAIT) == 25
-
 
 def test_max_tasks_per_child_validation():
     with pytest.raises(ValueError):

@@ -1,0 +1,126 @@
+"""Run CPython's own ProcessPoolExecutor tests against native_exec.
+
+CPython's ``test.test_concurrent_futures`` builds one test class per start
+method from each test mixin.  This runs the fork classes (``ProcessPoolFork*``)
+of the modules named on the command line, with ``executor_type`` replaced by
+``native_exec.ProcessPoolExecutor``, and exits non-zero if any test fails
+that is not listed in ``EXPECTED_TO_FAIL`` with its reason, or if one listed
+there passes (so the list cannot go stale).
+
+It needs CPython's test package (Debian: ``libpython3.X-testsuite``):
+``python tests/cpython/run_process_pool_tests.py test_process_pool test_wait``.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import sys
+import unittest
+
+import native_exec
+
+#: Tests of the fork classes that native_exec does not pass, and why.  The
+#: key is "module.test_method".  Tests that cannot terminate with
+#: native_exec (they wait forever on something the pool does not have), or
+#: that do not test executor_type at all, are in NOT_RUN instead.
+PRIVATE = "reads the stdlib pool's private attributes (%s), which native_exec does not emulate"
+DESIGN = "native_exec by design: %s (README, 'Where native_exec differs')"
+EXPECTED_TO_FAIL = {
+    "test_process_pool.test_broken_process_pool_traceback": PRIVATE % "_processes",
+    "test_process_pool.test_killed_child": PRIVATE % "_processes",
+    "test_process_pool.test_saturation": PRIVATE % "_processes",
+    "test_process_pool.test_max_tasks_per_child":
+        DESIGN % "max_tasks_per_child works with a fork context, the stdlib refuses it",
+    "test_process_pool.test_python_finalization_error":
+        "mocks threading's thread start to make the stdlib's manager thread fail; "
+        "native_exec's collector is a native thread",
+    "test_shutdown.test_processes_terminate": PRIVATE % "_processes",
+    "test_shutdown.test_cancel_futures":
+        "issue 9: shutdown(cancel_futures=True) right after a burst of submits cancels "
+        "every call, where the stdlib lets max_workers of them start",
+    "test_init.test_initializer":
+        "issue 9: an initializer's failure is logged in the worker, not where the "
+        "test's log handler sees it",
+    "test_deadlock.test_error_at_task_unpickle":
+        DESIGN % "a call that cannot be unpickled in the worker fails with its own error, "
+                 "the pool does not break",
+    "test_deadlock.test_error_during_result_unpickle_in_result_handler":
+        DESIGN % "a result that cannot be unpickled fails its future with its own error, "
+                 "the pool does not break",
+    "test_deadlock.test_exit_during_result_unpickle_in_result_handler":
+        DESIGN % "a SystemExit while a result is unpickled fails that future only",
+    "test_deadlock.test_exit_during_func_exec_on_worker":
+        "issue 9: sys.exit() in a task ends its worker (WorkerDied) instead of "
+        "returning SystemExit",
+    "test_deadlock.test_shutdown_deadlock_pickle": PRIVATE % "_executor_manager_thread",
+}
+NOT_RUN = {
+    # With no _processes the test errors inside its `with` block, and the
+    # block's shutdown(wait=True) then waits for a call blocked on an event
+    # nobody sets.
+    "test_process_pool.test_force_shutdown_workers": PRIVATE % "_processes",
+    "test_process_pool.test_force_shutdown_workers_stops_pool": PRIVATE % "_processes",
+    # Runs concurrent.futures.ProcessPoolExecutor, by name, in a child
+    # interpreter: it tests the stdlib's pool whatever executor_type says
+    # (and CPython skips it before 3.14 as hanging).
+    "test_shutdown.test_hang_gh83386": "tests the stdlib's class, not executor_type",
+}
+
+
+def fork_tests(module_name: str) -> unittest.TestSuite:
+    module = importlib.import_module("test.test_concurrent_futures." + module_name)
+    suite = unittest.TestSuite()
+    loader = unittest.TestLoader()
+    for name in sorted(dir(module)):
+        cls = getattr(module, name)
+        if (isinstance(cls, type) and issubclass(cls, unittest.TestCase)
+                and name.startswith("ProcessPoolFork") and not name.startswith("ProcessPoolForkserver")):
+            cls.executor_type = native_exec.ProcessPoolExecutor
+            for test in loader.loadTestsFromTestCase(cls):
+                if "%s.%s" % (module_name, test._testMethodName) not in NOT_RUN:
+                    suite.addTest(test)
+    return suite
+
+
+def key(test: unittest.TestCase) -> str:
+    module = type(test).__module__.rsplit(".", 1)[-1]
+    return "%s.%s" % (module, test._testMethodName)
+
+
+def main(modules: list) -> int:
+    # A hang prints every thread's stack and fails the run.
+    faulthandler.dump_traceback_later(600, exit=True)
+    suite = unittest.TestSuite()
+    for name in modules:
+        module = importlib.import_module("test.test_concurrent_futures." + name)
+        if hasattr(module, "setUpModule"):
+            module.setUpModule()
+        suite.addTests(fork_tests(name))
+    ran = {key(test) for test in _flatten(suite)}   # the runner empties the suite
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = {key(test) for test, _ in result.failures + result.errors}
+    # a subTest failure names the subtest; map it back to its method
+    failed = {k.split(" ")[0] for k in failed}
+    unexpected = sorted(failed - set(EXPECTED_TO_FAIL))
+    stale = sorted(k for k in EXPECTED_TO_FAIL if k in ran and k not in failed)
+    print("\nran %d CPython tests against native_exec: %d failed as expected, "
+          "%d unexpectedly, %d expected to fail passed"
+          % (len(ran), len(failed & set(EXPECTED_TO_FAIL)), len(unexpected), len(stale)))
+    for k in unexpected:
+        print("UNEXPECTED FAILURE:", k)
+    for k in stale:
+        print("PASSED BUT LISTED AS EXPECTED TO FAIL:", k, "--", EXPECTED_TO_FAIL[k])
+    return 1 if unexpected or stale else 0
+
+
+def _flatten(suite: unittest.TestSuite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
