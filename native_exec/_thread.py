@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from concurrent.futures import Future
 from concurrent.futures import thread as _stdlib_thread
 from typing import Any, Callable, Iterable, Iterator, Optional, Tuple, TypeVar
@@ -93,6 +94,41 @@ class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
         pool = self.__dict__.get("_pool")
         if pool is not None:
             pool.shutdown(False)
+
+
+# Loops that do not expose their default executor (uvloop's is private to
+# its Cython class): the one to_thread installed in each.
+_hidden_defaults: "weakref.WeakKeyDictionary[Any, ThreadPoolExecutor]" = weakref.WeakKeyDictionary()
+
+
+def loop_default_pool(loop: Any) -> Any:
+    """The native pool ``to_thread`` runs on in ``loop``, or None.
+
+    As ``asyncio.to_thread`` does, ``to_thread`` runs on the loop's default
+    executor.  When the loop has none, a native one is installed there, as
+    ``run_in_executor(None, ...)`` installs a stdlib one, so that
+    ``asyncio.run()`` and ``loop.shutdown_default_executor()`` wait for its
+    calls and join its threads.  None: the default executor is not native,
+    and ``to_thread`` hands the call to ``asyncio.to_thread``.  (The C
+    module asks here only when the loop's default executor is not a native
+    pool already.)
+    """
+    try:
+        executor = loop._default_executor
+        hidden = False
+    except AttributeError:
+        executor = _hidden_defaults.get(loop)
+        hidden = True
+    if executor is None:
+        if getattr(loop, "_executor_shutdown_called", False):
+            raise RuntimeError("Executor shutdown has been called")
+        executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
+        loop.set_default_executor(executor)
+        if hidden:
+            _hidden_defaults[loop] = executor
+    if isinstance(executor, ThreadPoolExecutor):
+        return executor._pool
+    return None
 
 
 def _register_hooks() -> None:

@@ -102,10 +102,3 @@ def settle_inherited(future: Any, exc: Optional[BaseException]) -> None:
             future.set_exception(exc)
     finally:
         condition.release()
-
-
-def default_pool() -> Any:
-    """The pool behind ``native_exec.to_thread``, made on its first call."""
-    from ._native import ThreadPool
-
-    return ThreadPool(default_max_workers(), "native_exec")

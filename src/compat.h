@@ -29,7 +29,12 @@ PyErr_GetRaisedException(void)
 static inline void
 PyErr_SetRaisedException(PyObject *exc)
 {
-    /* Steals the reference, as the 3.12 function does. */
+    /* Steals the reference, and NULL clears the error, as the 3.12
+     * function does. */
+    if (exc == NULL) {
+        PyErr_Restore(NULL, NULL, NULL);
+        return;
+    }
     PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
     PyObject *tb = PyException_GetTraceback(exc);
     PyErr_Restore(type, exc, tb);
@@ -48,6 +53,16 @@ PyDict_GetItemRef(PyObject *dict, PyObject *key, PyObject **result)
     }
     *result = NULL;
     return PyErr_Occurred() ? -1 : 0;
+}
+#endif
+
+#if PY_VERSION_HEX < 0x030D0000
+/* 3.13 API: obj.name in *result (a new reference); 1 found, 0 absent (no
+ * AttributeError raised, so absence is cheap), -1 error. */
+static inline int
+PyObject_GetOptionalAttr(PyObject *obj, PyObject *name, PyObject **result)
+{
+    return _PyObject_LookupAttr(obj, name, result);
 }
 #endif
 

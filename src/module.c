@@ -47,12 +47,13 @@ snapshot_pools(ne_state *st)
 
 PyDoc_STRVAR(to_thread_doc,
 "to_thread(func, /, *args, **kwargs)\n--\n\n"
-"Run func(*args, **kwargs) on native_exec's default thread pool and return\n"
-"an awaitable for its result, as asyncio.to_thread does.\n\n"
-"The contextvars context is copied at call time.  The call is scheduled at\n"
-"once (asyncio.to_thread schedules it when first awaited) and the awaitable\n"
-"is an asyncio.Future of the running loop that is also accepted where a\n"
-"coroutine is expected, so gather() needs no Task per call.");
+"Run func(*args, **kwargs) on the running loop's default executor and\n"
+"return an awaitable for its result, as asyncio.to_thread does.\n\n"
+"A loop with no default executor gets a native one; one whose default\n"
+"executor is not native hands the call to asyncio.to_thread.  The\n"
+"awaitable is a NativeFuture: like a coroutine, the call starts when it\n"
+"is awaited or given to asyncio, and the contextvars context is copied\n"
+"then; gather() takes it without a Task per call.");
 
 /* The pool in *slot, made by factory on first use (a default pool);
  * borrowed, or NULL with an exception. */
@@ -80,13 +81,70 @@ default_of(PyObject **slot, PyObject *factory, PyTypeObject *type)
     return *slot;
 }
 
+/* The native pool of loop's default executor (a new reference), or
+ * Py_None when that executor is not native.  The common case, a native
+ * default executor already installed, costs two attribute reads; the rest
+ * (installing one, uvloop, a foreign executor) is _thread.loop_default_pool. */
+static PyObject *
+loop_pool(ne_state *st, PyObject *loop)
+{
+    if (st->loop_default_pool == NULL) {
+        PyObject *mod = PyImport_ImportModule("native_exec._thread");
+        if (mod == NULL) {
+            return NULL;
+        }
+        st->loop_default_pool = PyObject_GetAttrString(mod, "loop_default_pool");
+        st->NativeThreadPoolExecutor = PyObject_GetAttrString(mod, "ThreadPoolExecutor");
+        Py_DECREF(mod);
+        if (st->loop_default_pool == NULL || st->NativeThreadPoolExecutor == NULL) {
+            Py_CLEAR(st->loop_default_pool);
+            Py_CLEAR(st->NativeThreadPoolExecutor);
+            return NULL;
+        }
+    }
+    PyObject *executor;
+    if (PyObject_GetOptionalAttr(loop, st->s_default_executor, &executor) < 0) {
+        return NULL;
+    }
+    if (executor != NULL && PyObject_TypeCheck(executor,
+                                               (PyTypeObject *)st->NativeThreadPoolExecutor)) {
+        PyObject *pool = PyObject_GetAttr(executor, st->s_pool);
+        Py_DECREF(executor);
+        if (pool == NULL || PyObject_TypeCheck(pool, st->ThreadPoolType)) {
+            return pool;
+        }
+        Py_DECREF(pool);
+        PyErr_SetString(PyExc_TypeError, "the loop's default executor has no native pool");
+        return NULL;
+    }
+    Py_XDECREF(executor);
+    return PyObject_CallOneArg(st->loop_default_pool, loop);
+}
+
 static PyObject *
 to_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     ne_state *st = state_of(module);
-    PyObject *pool = default_of((PyObject **)&st->default_pool, st->default_pool_factory,
-                                st->ThreadPoolType);
-    return pool == NULL ? NULL : ne_pool_run((ne_pool *)pool, args, nargs, kwnames, 1);
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "to_thread() missing 1 required positional argument: 'func'");
+        return NULL;
+    }
+    PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
+    if (loop == NULL) {
+        return ne_deferred_run(st, NULL, st->to_thread, args, nargs, kwnames);
+    }
+    PyObject *r = NULL;
+    PyObject *pool = loop_pool(st, loop);
+    if (pool == Py_None) {
+        r = PyObject_Vectorcall(st->asyncio_to_thread, args, (size_t)nargs, kwnames);
+    }
+    else if (pool != NULL) {
+        r = ne_pool_run((ne_pool *)pool, loop, NULL, "to_thread", args, nargs, kwnames);
+    }
+    Py_XDECREF(pool);
+    Py_DECREF(loop);
+    return r;
 }
 
 PyDoc_STRVAR(to_process_doc,
@@ -102,18 +160,8 @@ to_process(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *
     ne_state *st = state_of(module);
     PyObject *pool = default_of((PyObject **)&st->default_ppool, st->default_ppool_factory,
                                 st->ProcessPoolType);
-    return pool == NULL ? NULL : ne_ppool_run((ne_ppool *)pool, args, nargs, kwnames);
-}
-
-PyDoc_STRVAR(default_pool_doc,
-"_default_pool($module, /)\n--\n\n"
-"The pool to_thread uses, or None before its first call.");
-
-static PyObject *
-default_pool(PyObject *module, PyObject *Py_UNUSED(ignored))
-{
-    ne_state *st = state_of(module);
-    return Py_NewRef(st->default_pool ? (PyObject *)st->default_pool : Py_None);
+    return pool == NULL ? NULL : ne_ppool_run((ne_ppool *)pool, "to_process", args, nargs,
+                                              kwnames);
 }
 
 PyDoc_STRVAR(shutdown_all_doc,
@@ -185,7 +233,6 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, to_thread_doc},
     {"to_process", (PyCFunction)(void (*)(void))to_process,
      METH_FASTCALL | METH_KEYWORDS, to_process_doc},
-    {"_default_pool", default_pool, METH_NOARGS, default_pool_doc},
     {"_take_buffer", (PyCFunction)(void (*)(void))ne_take_buffer, METH_FASTCALL,
      "_take_buffer(index, mutable, /)\n--\n\nRebuild out-of-band buffer index of the payload being unpickled."},
     {"_shutdown_all", shutdown_all, METH_NOARGS, shutdown_all_doc},
@@ -234,7 +281,14 @@ module_exec(PyObject *module)
         || PyModule_AddObjectRef(module, "ProcessPool", (PyObject *)st->ProcessPoolType) < 0) {
         return -1;
     }
+    /* before native_exec._future and _process_hooks, which import it */
+    st->NativeFutureType = ne_future_type_new(module);
+    if (st->NativeFutureType == NULL
+        || PyModule_AddObjectRef(module, "NativeFuture", (PyObject *)st->NativeFutureType) < 0) {
+        return -1;
+    }
     if ((st->get_running_loop = import_attr("asyncio", "get_running_loop")) == NULL
+        || (st->asyncio_to_thread = import_attr("asyncio", "to_thread")) == NULL
         || (st->ConcurrentFuture = import_attr("concurrent.futures", "Future")) == NULL
         || (st->BrokenThreadPool = import_attr("concurrent.futures.thread", "BrokenThreadPool")) == NULL
         || (st->NativeFuture = import_attr("native_exec._future", "NativeFuture")) == NULL
@@ -242,7 +296,6 @@ module_exec(PyObject *module)
         || (st->enter_worker = import_attr("native_exec._workers", "enter_worker")) == NULL
         || (st->leave_worker = import_attr("native_exec._workers", "leave_worker")) == NULL
         || (st->settle_inherited = import_attr("native_exec._workers", "settle_inherited")) == NULL
-        || (st->default_pool_factory = import_attr("native_exec._workers", "default_pool")) == NULL
         || (st->BrokenProcessPool = import_attr("concurrent.futures.process", "BrokenProcessPool")) == NULL
         || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
         || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
@@ -264,7 +317,9 @@ module_exec(PyObject *module)
         || intern_into(&st->s_call_soon_threadsafe, "call_soon_threadsafe") < 0
         || intern_into(&st->s_is_closed, "is_closed") < 0
         || intern_into(&st->s_ne_pool, "_ne_pool") < 0
-        || intern_into(&st->s_ne_ticket, "_ne_ticket") < 0) {
+        || intern_into(&st->s_ne_ticket, "_ne_ticket") < 0
+        || intern_into(&st->s_default_executor, "_default_executor") < 0
+        || intern_into(&st->s_pool, "_pool") < 0) {
         return -1;
     }
     st->to_thread = PyObject_GetAttrString(module, "to_thread");
@@ -286,7 +341,12 @@ static int
 module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     ne_state *st = state_of(module);
-    Py_VISIT((PyObject *)st->default_pool);
+    Py_VISIT(st->NativeFutureType);
+    Py_VISIT(st->asyncio_to_thread);
+    Py_VISIT(st->loop_default_pool);
+    Py_VISIT(st->NativeThreadPoolExecutor);
+    Py_VISIT(st->s_default_executor);
+    Py_VISIT(st->s_pool);
     Py_VISIT((PyObject *)st->default_ppool);
     Py_VISIT(st->ThreadPoolType);
     Py_VISIT(st->BridgeType);
@@ -315,7 +375,6 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->enter_worker);
     Py_VISIT(st->leave_worker);
     Py_VISIT(st->settle_inherited);
-    Py_VISIT(st->default_pool_factory);
     Py_VISIT(st->default_ppool_factory);
     Py_VISIT(st->s_set_result);
     Py_VISIT(st->s_set_exception);
@@ -332,7 +391,12 @@ static int
 module_clear(PyObject *module)
 {
     ne_state *st = state_of(module);
-    Py_CLEAR(st->default_pool);
+    Py_CLEAR(st->NativeFutureType);
+    Py_CLEAR(st->asyncio_to_thread);
+    Py_CLEAR(st->loop_default_pool);
+    Py_CLEAR(st->NativeThreadPoolExecutor);
+    Py_CLEAR(st->s_default_executor);
+    Py_CLEAR(st->s_pool);
     Py_CLEAR(st->default_ppool);
     Py_CLEAR(st->ThreadPoolType);
     Py_CLEAR(st->BridgeType);
@@ -361,7 +425,6 @@ module_clear(PyObject *module)
     Py_CLEAR(st->enter_worker);
     Py_CLEAR(st->leave_worker);
     Py_CLEAR(st->settle_inherited);
-    Py_CLEAR(st->default_pool_factory);
     Py_CLEAR(st->default_ppool_factory);
     Py_CLEAR(st->s_set_result);
     Py_CLEAR(st->s_set_exception);

@@ -7,6 +7,7 @@
  *   worker.c       the pthread each pool worker runs
  *   thread_start.c starting native threads with signals kept for the main thread
  *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
+ *   native_future.c NativeFuture: the asyncio future that starts its call when consumed
  *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
  *   payload.c      objects pickled into and out of shared memory
  *   process_pool.c the ProcessPool type: placing tasks in shared memory, shutdown
@@ -72,7 +73,12 @@ struct ne_state {
     PyObject *enter_worker;          /* native_exec._workers.enter_worker */
     PyObject *leave_worker;          /* native_exec._workers.leave_worker */
     PyObject *settle_inherited;      /* native_exec._workers.settle_inherited */
-    PyObject *default_pool_factory;  /* native_exec._workers.default_pool */
+    PyTypeObject *NativeFutureType;  /* native_future.c */
+    PyObject *asyncio_to_thread;     /* asyncio.to_thread */
+    PyObject *loop_default_pool;     /* native_exec._thread.loop_default_pool; on first use */
+    PyObject *NativeThreadPoolExecutor; /* native_exec._thread.ThreadPoolExecutor; on first use */
+    PyObject *s_default_executor;    /* "_default_executor" */
+    PyObject *s_pool;                /* "_pool" */
     PyObject *default_ppool_factory; /* native_exec._process_hooks.default_process_pool */
 
     /* interned names, for method calls on the hot path */
@@ -86,7 +92,6 @@ struct ne_state {
     PyObject *kw_loop;               /* ("loop",), kwnames for NativeFuture(loop=) */
 
     /* GIL */
-    ne_pool *default_pool;           /* strong; created by the first to_thread */
     ne_ppool *default_ppool;         /* strong; created by the first to_process */
     ne_bridge *bridges;              /* borrowed; every live bridge */
     ne_ppool *ppools;                /* borrowed; every live process pool */
@@ -165,6 +170,11 @@ void ne_task_finish(ne_state *st, ne_task *t);
 void ne_task_abandon(ne_state *st, ne_task *t, PyObject *error);
 void ne_task_complete_async(ne_state *st, ne_task *t);
 
+/* ----------------------------------------------------- native_future.c */
+
+PyTypeObject *ne_future_type_new(PyObject *module);
+void ne_future_defer(PyObject *fut, PyObject *pool, ne_task *t, const char *name);
+
 /* ------------------------------------------------------------ bridge.c */
 
 struct ne_bridge {
@@ -233,8 +243,8 @@ PyObject *ne_deferred_run(ne_state *st, PyObject *pool, PyObject *runner,
 
 extern PyType_Spec ne_pool_spec;
 int ne_pool_push(ne_pool *p, ne_task *t, int elastic);
-PyObject *ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs,
-                      PyObject *kwnames, int elastic);
+PyObject *ne_pool_run(ne_pool *p, PyObject *loop, PyObject *runner, const char *name,
+                      PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
 void ne_pool_break(ne_pool *p);
 void ne_pool_reap(ne_pool *p, int block);
@@ -346,8 +356,9 @@ void ne_ppool_release_slot(ne_ppool *p, uint32_t idx);
 void ne_ppool_refill(ne_ppool *p);
 void ne_ppool_spawn_if_needed(ne_ppool *p);
 void ne_ppool_break(ne_ppool *p, const char *reason);
-PyObject *ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs,
-                       PyObject *kwnames);
+PyObject *ne_ppool_run(ne_ppool *p, const char *name, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames);
+int ne_ppool_start(ne_ppool *p, ne_task *t);
 int ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures);
 int ne_ppool_force_shutdown(ne_ppool *p, uint32_t request);
 void ne_ppool_finish(ne_ppool *p);

@@ -440,12 +440,12 @@ make_call(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     return call;
 }
 
-/* Queue fn(*args, **kwargs) with its future.  A call that cannot be
- * pickled fails its future, as with the stdlib; the pool is unaffected.
- * -1 only when the future could not be set up. */
+/* Queue call, (fn, args, kwargs-or-None), with its future.  A call that
+ * cannot be pickled (or call NULL: could not be built) fails its future, as
+ * with the stdlib; the pool is unaffected.  -1 only when the future could
+ * not be set up. */
 static int
-enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
-        PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge, PyObject *call)
 {
     ne_state *st = p->st;
     uint64_t ticket = ++p->next_ticket;
@@ -459,7 +459,6 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
     Py_DECREF(ticket_obj);
 
     ne_blob blob = {0};
-    PyObject *call = make_call(args, nargs, kwnames);
     /* pickling runs Python code, which may let another thread shut the
      * pool down or break it; the collector does not finish meanwhile */
     p->nsubmitting++;
@@ -470,7 +469,6 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge,
         /* the collector may be waiting for this submit to finish */
         ne_futex_ring(&p->region.shm->collector_seq, 1);
     }
-    Py_XDECREF(call);
     if (!dumped) {
         complete_with_current_error(p, future, bridge);
         return 0;
@@ -542,7 +540,10 @@ ppool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     if (fut == NULL) {
         return NULL;
     }
-    if (enqueue(p, fut, NULL, args, nargs, kwnames) < 0) {
+    PyObject *call = make_call(args, nargs, kwnames);
+    int rc = enqueue(p, fut, NULL, call);
+    Py_XDECREF(call);
+    if (rc < 0) {
         Py_DECREF(fut);
         return NULL;
     }
@@ -555,7 +556,8 @@ PyDoc_STRVAR(ppool_run_doc,
 "future of the running loop.");
 
 PyObject *
-ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+ne_ppool_run(ne_ppool *p, const char *name, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
     ne_state *st = p->st;
     if (nargs < 1) {
@@ -574,13 +576,31 @@ ne_ppool_run(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
                                         0 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_loop);
     ne_bridge *bridge = fut != NULL ? ne_bridge_for_loop(st, loop) : NULL;
     Py_DECREF(loop);
-    if (bridge == NULL || enqueue(p, fut, bridge, args, nargs, kwnames) < 0) {
-        Py_XDECREF((PyObject *)bridge);
+    ne_task *t = bridge != NULL
+        ? ne_task_new(args[0], args + 1, nargs - 1, kwnames, NULL, NULL, bridge) : NULL;
+    Py_XDECREF((PyObject *)bridge);
+    if (t == NULL) {
         Py_XDECREF(fut);
         return NULL;
     }
-    Py_DECREF((PyObject *)bridge);
+    ne_future_defer(fut, (PyObject *)p, t, name);
     return fut;
+}
+
+/* A NativeFuture's deferred call, now consumed: pickle it into the pool.
+ * Consumes t; -1 with an exception if the pool refuses it. */
+int
+ne_ppool_start(ne_ppool *p, ne_task *t)
+{
+    int rc = refuse_if_unusable(p);
+    if (rc == 0) {
+        PyObject *call = PyTuple_Pack(3, t->fn, t->args,
+                                      t->kwargs != NULL ? t->kwargs : Py_None);
+        rc = enqueue(p, t->future, t->bridge, call);
+        Py_XDECREF(call);
+    }
+    ne_task_free(t);
+    return rc;
 }
 
 /* Where the task with this ticket is: TICKET_PENDING with *link the
@@ -1155,7 +1175,7 @@ ppool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 ppool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return ne_ppool_run((ne_ppool *)self, args, nargs, kwnames);
+    return ne_ppool_run((ne_ppool *)self, "ProcessPoolExecutor.run", args, nargs, kwnames);
 }
 
 static PyMethodDef ppool_methods[] = {

@@ -14,7 +14,7 @@ ne_task_new(PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
     }
     t->fn = Py_NewRef(fn);
     t->context = Py_XNewRef(context);
-    t->future = Py_NewRef(future);
+    t->future = Py_XNewRef(future);
     t->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);
     t->args = PyTuple_New(nargs);
     if (t->args == NULL) {

@@ -60,6 +60,38 @@ broken_error(ne_state *st)
     return PyObject_CallFunction(st->BrokenThreadPool, "s", BROKEN_MESSAGE);
 }
 
+/* Mutex held: why p takes no new work, or NULL. */
+static const char *
+refusal_locked(ne_pool *p)
+{
+    if (p->broken) {
+        return BROKEN_MESSAGE;
+    }
+    if (p->st->exiting) {
+        return "cannot schedule new futures after interpreter shutdown";
+    }
+    if (p->shutdown) {
+        return "cannot schedule new futures after shutdown";
+    }
+    return NULL;
+}
+
+/* Raise the error refusal_locked() named; -1. */
+static int
+raise_refusal(ne_pool *p, const char *refusal)
+{
+    if (refusal == BROKEN_MESSAGE) {
+        PyObject *exc = broken_error(p->st);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return -1;
+    }
+    PyErr_SetString(PyExc_RuntimeError, refusal);
+    return -1;
+}
+
 /* Queue t and make sure a worker will take it.  elastic: a call made from
  * one of this pool's own workers may start a worker beyond max_workers
  * (it retires once idle), so that a worker waiting on its own nested call
@@ -72,16 +104,8 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
     int spawn = 0;
 
     pthread_mutex_lock(&p->mutex);
-    if (p->broken) {
-        refusal = BROKEN_MESSAGE;
-    }
-    else if (p->st->exiting) {
-        refusal = "cannot schedule new futures after interpreter shutdown";
-    }
-    else if (p->shutdown) {
-        refusal = "cannot schedule new futures after shutdown";
-    }
-    else {
+    refusal = refusal_locked(p);
+    if (refusal == NULL) {
         enqueue(p, t);
         if (p->nidle > p->nwoken) {
             p->nwoken++;
@@ -103,17 +127,8 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
     }
     pthread_mutex_unlock(&p->mutex);
 
-    if (refusal == BROKEN_MESSAGE) {
-        PyObject *exc = broken_error(p->st);
-        if (exc != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
-        return -1;
-    }
     if (refusal != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, refusal);
-        return -1;
+        return raise_refusal(p, refusal);
     }
     if (spawn) {
         ne_pool_reap(p, 0);  /* retired workers' threads, so they do not pile up */
@@ -587,13 +602,14 @@ pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return fut;
 }
 
-/* Schedule a call whose result an asyncio future of the running loop will
- * carry; the context is copied as asyncio.to_thread does.  elastic: see
- * ne_pool_push (to_thread: with the stdlib, a loop run inside a worker has
- * an executor of its own). */
+/* pool.run(func, *args, **kwargs) and to_thread inside a running loop: a
+ * NativeFuture of that loop holding the call, which starts when something
+ * consumes it (native_future.c).  With no running loop, what
+ * asyncio.to_thread would return: a coroutine that calls runner(func,
+ * *args, **kwargs) once it runs (runner NULL: this pool's run). */
 PyObject *
-ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-            int elastic)
+ne_pool_run(ne_pool *p, PyObject *loop, PyObject *runner, const char *name,
+            PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     ne_state *st = p->st;
     if (nargs < 1) {
@@ -601,47 +617,44 @@ ne_pool_run(ne_pool *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
                         "missing 1 required positional argument: 'func'");
         return NULL;
     }
-    PyObject *fut = NULL, *context = NULL;
+    if (loop == NULL) {
+        loop = PyObject_CallNoArgs(st->get_running_loop);
+        if (loop == NULL) {
+            return ne_deferred_run(st, (PyObject *)p, runner, args, nargs, kwnames);
+        }
+    }
+    else {
+        Py_INCREF(loop);
+    }
+    /* A pool that takes no more work says so now, not at the first await
+     * (which would still fail the future should it refuse by then). */
+    pthread_mutex_lock(&p->mutex);
+    const char *refusal = refusal_locked(p);
+    pthread_mutex_unlock(&p->mutex);
+    if (refusal != NULL) {
+        Py_DECREF(loop);
+        raise_refusal(p, refusal);
+        return NULL;
+    }
     ne_bridge *bridge = NULL;
     ne_task *t = NULL;
-    PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
-    if (loop == NULL) {
-        /* the default pool defers to to_thread itself */
-        return ne_deferred_run(st, (PyObject *)p, elastic ? st->to_thread : NULL,
-                               args, nargs, kwnames);
-    }
     PyObject *stack[2] = {NULL, loop};
-    fut = PyObject_Vectorcall(st->NativeFuture, stack + 1,
-                              0 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_loop);
-    if (fut == NULL) {
-        goto error;
+    PyObject *fut = PyObject_Vectorcall(st->NativeFuture, stack + 1,
+                                        0 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_loop);
+    if (fut != NULL) {
+        bridge = ne_bridge_for_loop(st, loop);
     }
-    bridge = ne_bridge_for_loop(st, loop);
-    if (bridge == NULL) {
-        goto error;
+    if (bridge != NULL) {
+        t = ne_task_new(args[0], args + 1, nargs - 1, kwnames, NULL, NULL, bridge);
     }
-    context = PyContext_CopyCurrent();
-    if (context == NULL) {
-        goto error;
-    }
-    t = ne_task_new(args[0], args + 1, nargs - 1, kwnames, context, fut, bridge);
-    if (t == NULL || ne_pool_push(p, t, elastic) < 0) {
-        goto error;
-    }
-    Py_DECREF(context);
-    Py_DECREF((PyObject *)bridge);
-    Py_DECREF(loop);
-    return fut;
-
-error:
-    if (t != NULL) {
-        ne_task_free(t);
-    }
-    Py_XDECREF(context);
     Py_XDECREF((PyObject *)bridge);
-    Py_XDECREF(fut);
     Py_DECREF(loop);
-    return NULL;
+    if (t == NULL) {
+        Py_XDECREF(fut);
+        return NULL;
+    }
+    ne_future_defer(fut, (PyObject *)p, t, name);
+    return fut;
 }
 
 PyDoc_STRVAR(pool_run_doc,
@@ -652,7 +665,8 @@ PyDoc_STRVAR(pool_run_doc,
 static PyObject *
 pool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return ne_pool_run((ne_pool *)self, args, nargs, kwnames, 0);
+    return ne_pool_run((ne_pool *)self, NULL, NULL, "ThreadPoolExecutor.run",
+                       args, nargs, kwnames);
 }
 
 PyDoc_STRVAR(pool_shutdown_doc,

@@ -135,9 +135,8 @@ class Impl:
     async def default_workers(self) -> int:
         """In a running loop: how many workers serve ``self.to_thread``.
 
-        The stdlib's default executor belongs to the loop: a fresh pool of
-        known size is installed.  native_exec's default pool is global: it is
-        started if need be and its size read.
+        Both run to_thread on the loop's default executor: a fresh pool of
+        known size is installed.
         """
         raise NotImplementedError
 
@@ -178,8 +177,9 @@ class NativeImpl(Impl):
         return pool.run(func, *args, **kwargs)
 
     async def default_workers(self) -> int:
-        await native_exec.to_thread(int)
-        return _native._default_pool().stats()["max_workers"]
+        n = default_max_workers()
+        asyncio.get_running_loop().set_default_executor(native_exec.ThreadPoolExecutor(n))
+        return n
 
 
 IMPLS = {"stdlib": StdlibImpl(), "native": NativeImpl()}

@@ -244,9 +244,9 @@ TARGETS = {
     "p2_mixed_io_cpu": ["count_primes", "simulate_io"],
 }
 
-# The thread that to_thread runs a call in: the stdlib default executor names
-# its threads asyncio_N, native_exec's default pool native_exec_N.
-TO_THREAD_NAME = {"stdlib": r"asyncio_\d+", "native": r"native_exec_\d+"}
+# The thread that to_thread runs a call in: both run on the loop's default
+# executor, whose threads are named asyncio_N.
+TO_THREAD_NAME = {"stdlib": r"asyncio_\d+", "native": r"asyncio_\d+"}
 
 
 def script(name: str, flavour: str) -> Path:

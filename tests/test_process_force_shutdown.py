@@ -217,7 +217,7 @@ def test_the_awaitable_of_a_killed_call_fails(native_ppool, markers):
     pool = native_ppool(1)
 
     async def main():
-        pending = pool.run(blocked, markers, 0)
+        pending = asyncio.ensure_future(pool.run(blocked, markers, 0))
         while started_count(markers) < 1:
             await asyncio.sleep(0.002)
         pool.kill_workers()

@@ -204,10 +204,10 @@ def test_run_cancel_withdraws_an_unclaimed_task(native_ppool, markers, tmp_path)
     victim_file = str(tmp_path / "victim")
 
     async def main():
-        busy = pool.run(blocked, markers, "busy")
+        busy = asyncio.ensure_future(pool.run(blocked, markers, "busy"))
         await asyncio.get_running_loop().run_in_executor(None, wait_started, markers, 1)
-        victim = pool.run(touch, victim_file)
-        assert victim.cancel()
+        victim = asyncio.ensure_future(pool.run(touch, victim_file))
+        assert victim.cancel()   # queued behind busy: withdrawn
         open_gate(markers)
         out = await busy
         with pytest.raises(asyncio.CancelledError):

@@ -110,7 +110,8 @@ def test_completions_are_coalesced_into_one_wake_up(native_pool):
             return original(*args, **kwargs)
 
         loop.call_soon_threadsafe = counting
-        futs = [pool.run(work, i) for i in range(200)]
+        # started at once (ensure_future), not when gather takes them
+        futs = [asyncio.ensure_future(pool.run(work, i)) for i in range(200)]
         # Block the loop until every call ran and every worker is idle again
         # (a worker posts its result before it goes idle).
         wait_until(lambda: len(finished) == 200 and pool._stats()["queued"] == 0
@@ -150,7 +151,7 @@ def test_loop_closed_while_a_call_runs(native_pool, gate, monkeypatch):
     loop = asyncio.new_event_loop()
 
     async def start():
-        return pool.run(gate.block, "orphan")
+        return asyncio.ensure_future(pool.run(gate.block, "orphan"))
 
     fut = loop.run_until_complete(start())
     gate.wait_started(1)
@@ -198,7 +199,7 @@ def test_run_awaited_in_a_task_that_is_cancelled(native_pool, gate):
     pool = native_pool(1)
 
     async def main():
-        blocker = pool.run(gate.block, "b")
+        blocker = asyncio.ensure_future(pool.run(gate.block, "b"))
         await gate.until_started(1)
         ran = []
 

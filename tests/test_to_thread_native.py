@@ -1,20 +1,19 @@
 """What only native_exec's to_thread does (the stdlib has no counterpart, or
-differs on purpose): the NativeFuture it returns in a running loop, eager
-scheduling, the coroutine it returns without a loop, StopIteration, and the
-default pool behind it."""
+differs on purpose): the NativeFuture it returns in a running loop, which
+gather() takes without a Task, the coroutine it returns without a loop,
+StopIteration, and the default executor it installs on loops that hide
+theirs (uvloop).  The coroutine semantics it shares with asyncio.to_thread
+are in test_to_thread_coroutine.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import re
 import threading
 
 import pytest
 
 import native_exec
-from native_exec import _native
-
 from conftest import IMPLS, WAIT, default_max_workers, run, until
 
 NATIVE = IMPLS["native"]
@@ -31,16 +30,6 @@ def test_returns_a_native_future_of_the_running_loop():
     assert run(main()) == 3
 
 
-def test_the_call_is_scheduled_without_being_awaited(gate):
-    async def main():
-        fut = native_exec.to_thread(gate.block, "eager")
-        await gate.until_started(1)  # started though nothing awaits it yet
-        gate.open()
-        return await fut
-
-    assert run(main()) == "eager"
-
-
 def test_without_a_running_loop_it_is_a_lazy_coroutine():
     ran = []
     coro = native_exec.to_thread(ran.append, 1)
@@ -55,15 +44,6 @@ def test_asyncio_run_of_a_call_made_before_the_loop():
 
 
 var = contextvars.ContextVar("var", default="unset")
-
-
-def test_context_is_copied_when_to_thread_is_called():
-    async def main():
-        fut = native_exec.to_thread(var.get)
-        var.set("set after the call, before the await")
-        return await fut
-
-    assert run(main()) == "unset"
 
 
 def test_lazy_coroutine_copies_the_context_when_it_runs():
@@ -85,14 +65,15 @@ def test_pool_run_without_a_loop_is_a_coroutine(native_pool):
     assert asyncio.run(coro) == 1024
 
 
-def test_cancelling_the_future_before_it_starts_means_it_never_runs(gate):
+def test_cancelling_the_future_before_a_worker_takes_it_means_it_never_runs(gate):
     async def main():
         n = await NATIVE.default_workers()
-        blockers = [native_exec.to_thread(gate.block, i) for i in range(n)]
+        blockers = [asyncio.ensure_future(native_exec.to_thread(gate.block, i))
+                    for i in range(n)]
         await gate.until_started(n)
         ran = []
-        victim = native_exec.to_thread(ran.append, "ran")
-        assert victim.cancel()
+        victim = asyncio.ensure_future(native_exec.to_thread(ran.append, "ran"))
+        assert victim.cancel()   # queued behind the blockers
         gate.open()
         await asyncio.gather(*blockers)
         barrier = threading.Barrier(n, timeout=WAIT)
@@ -106,11 +87,11 @@ def test_close_gives_up_a_call_not_started(native_pool, gate):
     pool = native_pool(1)
 
     async def main():
-        blocker = pool.run(gate.block, "b")
+        blocker = asyncio.ensure_future(pool.run(gate.block, "b"))
         await gate.until_started(1)
         ran = []
-        victim = pool.run(ran.append, "ran")
-        victim.close()
+        victim = asyncio.ensure_future(pool.run(ran.append, "ran"))
+        victim.close()   # queued behind the blocker
         gate.open()
         await blocker
         await pool.run(int)  # FIFO on one worker: the victim's turn is over
@@ -155,37 +136,10 @@ def test_stop_iteration_from_submit_is_kept(native_pool):
         native_pool(1).submit(raise_stop_iteration).result(timeout=WAIT)
 
 
-def test_default_pool_is_made_on_first_use_with_the_stdlib_size():
-    asyncio.run(native_exec.to_thread(int))
-    pool = _native._default_pool()
-    assert pool is not None
-    stats = pool.stats()
-    assert stats["max_workers"] == default_max_workers()
-    assert stats["shutdown"] is False and stats["broken"] is False
-
-
-def test_default_pool_workers_are_named_native_exec():
-    async def main():
-        n = await NATIVE.default_workers()
-        barrier = threading.Barrier(n, timeout=WAIT)
-
-        def meet():
-            barrier.wait()
-            return threading.current_thread().name
-
-        return n, await asyncio.gather(*(native_exec.to_thread(meet) for _ in range(n)))
-
-    n, names = run(main())
-    # n different workers (their numbers need not be 0..n-1: extra workers
-    # started for nested calls take numbers too).
-    assert len(set(names)) == n
-    assert all(re.fullmatch(r"native_exec_\d+", name) for name in names), names
-
-
 def test_the_call_runs_while_the_loop_runs_other_things(gate):
     # The loop is not blocked by a call in flight.
     async def main():
-        fut = native_exec.to_thread(gate.block, "done")
+        fut = asyncio.ensure_future(native_exec.to_thread(gate.block, "done"))
         ticks = 0
         while gate.started == 0 or ticks < 10:
             await asyncio.sleep(0)
@@ -197,3 +151,53 @@ def test_the_call_runs_while_the_loop_runs_other_things(gate):
 
     assert run(main()) == "done"
 
+
+
+def test_gather_makes_no_task_per_call():
+    async def main():
+        counts = []
+
+        def count_tasks():
+            counts.append(len(asyncio.all_tasks(loop)))
+
+        loop = asyncio.get_running_loop()
+        calls = [native_exec.to_thread(int) for _ in range(50)]
+        calls[-1].add_done_callback(lambda _: count_tasks())
+        await asyncio.gather(*calls)
+        return counts
+
+    assert run(main()) == [1], "only main() is a task"
+
+
+def test_the_installed_default_executor_is_native_with_the_stdlib_size():
+    async def main():
+        await native_exec.to_thread(int)
+        return asyncio.get_running_loop()._default_executor
+
+    executor = run(main())
+    assert isinstance(executor, native_exec.ThreadPoolExecutor)
+    assert executor._max_workers == default_max_workers()
+    assert executor._shutdown, "asyncio.run shut it down"
+
+
+def test_on_uvloop_a_native_default_executor_is_installed_and_joined():
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main():
+        names = await asyncio.gather(
+            *(native_exec.to_thread(lambda: threading.current_thread().name) for _ in range(4)))
+        # uvloop hides its default executor; run_in_executor(None) uses ours
+        other = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: threading.current_thread().name)
+        return names, other
+
+    before = threading.active_count()
+    loop = uvloop.new_event_loop()
+    try:
+        names, other = loop.run_until_complete(main())
+        # what asyncio.run and uvloop.run do as they close
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+    assert all(n.startswith("asyncio_") for n in names + [other]), (names, other)
+    assert threading.active_count() == before, "uvloop's shutdown joined the workers"

@@ -65,7 +65,7 @@ def stdlib_pool_to_thread(workers: int) -> Contender:
 
 
 def native_to_thread(loop: str = "asyncio") -> Contender:
-    """``native_exec.to_thread`` on native_exec's default pool."""
+    """``native_exec.to_thread`` on the loop's default executor (native, installed on first use)."""
 
     @asynccontextmanager
     async def open_() -> AsyncIterator[Call]:

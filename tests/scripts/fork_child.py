@@ -140,7 +140,7 @@ elif mode == "asyncio":
         return "parent's"
 
     async def main():
-        fut = native_exec.to_thread(blocker)
+        fut = asyncio.ensure_future(native_exec.to_thread(blocker))
         while not started.is_set():
             await asyncio.sleep(0.001)
 
