@@ -201,7 +201,7 @@ static PyObject *
 after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     ne_state *st = state_of(module);
-    int quiet = st->native_fork;
+    int quiet = ne_fork_is_ours();
     PyObject *pools = snapshot_pools(st);
     if (pools == NULL) {
         return NULL;

@@ -15,15 +15,81 @@
  *   zygote.c       the single-threaded process that forks a pool's workers
  *   proc_worker.c  the loop a worker process runs
  *
- * Locking, in one place:
- *   - The GIL protects every PyObject, the module state, each Bridge and the
- *     lists of live process pools and bridges.
- *   - A process-wide registry lock (thread_pool.c) protects the list of live
- *     thread pools, which fork handlers walk without the GIL.
- *   - ne_pool.mutex protects the pool's queue and thread counters (fields
- *     marked "mutex" below).  It is taken with or without the GIL, but no
- *     thread ever waits for the GIL while holding it, so the two cannot
- *     deadlock.
+ * Locking, in one place.  Five locks, listed first, then everything the
+ * GIL alone protects, with what a free-threaded port needs in its place.
+ *
+ *   - ne_pool.mutex: the queue, counters and worker list (fields marked
+ *     "mutex" below) and ne_worker.next/current/index/returning; it hands a
+ *     task from submitter to worker.  Taken with or without the GIL, but no
+ *     thread waits for the GIL holding it, so the two cannot deadlock.
+ *     linger() (worker.c) peeks at nqueued with an atomic load, unlocked.
+ *   - registry_lock (thread_pool.c): the static `registry` and ne_pool.next
+ *     (listed under GIL below, but it is this lock): fork handlers walk it.
+ *   - ne_ppool.cmutex/ccond: collector_joined, and collector_state's move
+ *     to 2, which shutdown(wait=True) waits for with the GIL released.
+ *   - ne_shm.lock (robust, process-shared, see shm.h): rings, slot states,
+ *     worker counters shared with the zygote and workers.
+ *   - concurrent.futures.Future._condition: that future's state, changed by
+ *     workers, the collector and user threads (cancel()) alike.
+ *
+ * GIL, module.c (ne_state):
+ *   default_pool, default_ppool: any to_thread/to_process caller; default_of
+ *     checks, runs the factory (Python: threads switch), checks again and
+ *     returns a borrowed pointer; _after_fork_child clears default_ppool.
+ *     Port: critical section on the module, return a strong reference.
+ *   exiting: set by _shutdown_all, read by every submit: atomic.
+ *   bridges, ppools: borrowed lists; linked by submitters and ppool_new,
+ *     unlinked by dealloc on whichever thread drops the last reference (a
+ *     worker, the collector, the loop, the GC).  Port: a state mutex, and
+ *     PyUnstable_TryIncRef in ne_bridge_for_loop and snapshot_pools, since
+ *     an entry may already be in dealloc (so may ne_pool_snapshot's).
+ *   The other fields are set by module_exec, read-only until module_clear.
+ * GIL, bridge.c (ne_bridge.head/tail/scheduled, the batch): posted to by
+ *   thread-pool workers (ne_task_finish), the collector (ne_ppool_complete),
+ *   threads abandoning work (shutdown, a broken pool, cancel_unclaimed);
+ *   taken by the loop thread (bridge_call).  Port: a per-bridge mutex,
+ *   not held across call_soon_threadsafe.
+ * GIL, task.c (ne_task): the worker writes result/error in ne_task_run; for
+ *   a concurrent future it completes it itself, for an asyncio one the
+ *   bridge hand-off (GIL release/acquire; then the bridge mutex) orders
+ *   those writes, and error/cancel from an abandoning thread, before the
+ *   loop thread reads them.  ne_task_begin calls done() on an asyncio
+ *   future off its loop (3.14t: _asyncio.Future's own critical section).
+ * GIL, thread_pool.c/worker.c (ne_pool):
+ *   forked_workers, forked_tasks: filled by fork_child (atfork, no GIL) and
+ *     drained by ne_pool_after_fork_child, both in the child's one thread:
+ *     already safe.  prefix/initializer/initargs: read-only.
+ *   ne_worker_spawn links w into workers before w->name is set; only the
+ *     GIL keeps an os.fork() (whose child forgets w) out: set name first.
+ * GIL, process_pool.c/collector.c (ne_ppool, parent side): records[] (with
+ *   streaming/release_deferred), free_slots, nfree, arena, pending_head/tail,
+ *   npending, next_ticket, nalive, shutdown, starting, broken, nsubmitting,
+ *   startup_deaths, zygote_pid and region.base (listed as set at creation,
+ *   but cleared later), collector_state 0->1, collector_thread.  Touched by
+ *   submitting threads (enqueue, refill), cancellers (_withdraw, _claimed,
+ *   cancel_unclaimed), the collector (finish, bury, ne_ppool_break, refill,
+ *   ne_ppool_finish), the done-callbacks it runs, and stats().  Invariants
+ *   span fields: a submit's refuse check and place/publish; "nothing in
+ *   flight, nothing pickling" before the collector unmaps; _withdraw's CAS
+ *   and release_slot against finish.  Port: one per-pool mutex, dropped
+ *   around Python (pickling, completing futures) and ne_ppool_stream's
+ *   GIL-free copy, which records[].streaming defers recycling for.
+ *   collector_thread is written by pthread_create in the starter: publish
+ *   it under cmutex before anyone may join.  batch: the collector's alone.
+ *   foreign: set only in a forked child.
+ *   region.shm/slots/workers: set at creation; wait_for_news reads them
+ *   without the GIL, safe as only the collector unmaps once it has one.
+ * GIL, Python: ProcessFuture.cancel/running and ProcessNativeFuture.cancel
+ *   (_process_hooks.py) read _ne_pool/_ne_ticket and call _withdraw or
+ *   _claimed, atomic against the collector only by the GIL (then the pool
+ *   mutex); two racing cancel()s are benign (the second gets -1).
+ *   _workers.py relies on threading._active_limbo_lock, not on the GIL.
+ * Statics: current_worker, current_collector, loading, forking (zygote.c,
+ *   across the fork hooks, which may switch threads): _Thread_local.
+ *   counter (shm.c): atomic.  zygote_shm: the zygote's, set before its
+ *   SIGCHLD handler.  installed (thread_pool.c): module_exec, under the
+ *   import lock.  Every Py_INCREF/DECREF on a worker or the collector is
+ *   made with the GIL held (3.13t+: an attached thread state).
  */
 #ifndef NATIVE_EXEC_H
 #define NATIVE_EXEC_H
@@ -96,7 +162,6 @@ struct ne_state {
     ne_bridge *bridges;              /* borrowed; every live bridge */
     ne_ppool *ppools;                /* borrowed; every live process pool */
     int exiting;                     /* interpreter is shutting down: no new work */
-    int native_fork;                 /* a fork of ours is under way (zygote, worker) */
 };
 
 ne_state *ne_state_of_type(PyTypeObject *tp);
@@ -331,7 +396,6 @@ struct ne_ppool {
     int nalive;              /* workers spawning or alive */
     int shutdown;            /* refuses new work */
     int starting;            /* forking the zygote (Python runs meanwhile) */
-    int cancel_pending;      /* shutdown(cancel_futures=True) asked */
     PyObject *broken;        /* str: why the pool is unusable, or NULL */
     int foreign;             /* this process is a fork of the pool's owner */
     int collector_state;     /* 0 not started, 1 running, 2 finished */
@@ -372,6 +436,7 @@ int ne_collector_is_current(ne_ppool *p);
 /* ------------------------------------------------------------ zygote.c */
 
 int ne_zygote_start(ne_ppool *p);
+int ne_fork_is_ours(void);
 void ne_zygote_stop(ne_ppool *p, uint32_t request);
 
 /* ------------------------------------------------------- proc_worker.c */

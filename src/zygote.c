@@ -37,23 +37,37 @@ on_sigchld(int signo)
     errno = saved;
 }
 
-/* fork() bracketed as os.fork() brackets it; the interpreter's after-fork
- * hooks see native_fork set, so they only tidy up in our children.
- * Returns 0 in the child, the pid (or -1, errno set) in the parent. */
-static pid_t
-fork_ours(ne_state *st)
+/* Set on the thread in fork_ours() for as long as the fork hooks run.
+ * Per thread: those hooks run Python and may let another thread fork
+ * meanwhile (os.fork(), another pool's zygote), whose child must not take
+ * that fork for ours; the child runs on the thread that forked. */
+static _Thread_local int forking;
+
+/* Whether the fork being handled is one of ours (a zygote, a worker),
+ * whose child runs none of the parent's code: after-fork hooks only tidy
+ * up there. */
+int
+ne_fork_is_ours(void)
 {
-    st->native_fork = 1;
+    return forking;
+}
+
+/* fork() bracketed as os.fork() brackets it.  Returns 0 in the child, the
+ * pid (or -1, errno set) in the parent. */
+static pid_t
+fork_ours(void)
+{
+    forking = 1;
     PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {
         PyOS_AfterFork_Child();
-        st->native_fork = 0;
+        forking = 0;
         return 0;
     }
     int saved = errno;
     PyOS_AfterFork_Parent();
-    st->native_fork = 0;
+    forking = 0;
     errno = saved;
     return pid;
 }
@@ -62,7 +76,7 @@ static void
 fork_worker(ne_ppool *p, int w)
 {
     ne_wslot *ws = &p->region.workers[w];
-    pid_t pid = fork_ours(p->st);
+    pid_t pid = fork_ours();
     if (pid == 0) {
         ne_proc_worker_main(p, w);
     }
@@ -220,7 +234,7 @@ ne_zygote_start(ne_ppool *p)
     PyObject *r = PyObject_CallMethod(p->st->process_hooks, "flush_std_streams", NULL);
     Py_XDECREF(r);
     PyErr_Clear();
-    pid_t pid = fork_ours(p->st);
+    pid_t pid = fork_ours();
     if (pid == 0) {
         zygote_main(p);
     }

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from process_fixtures import (  # noqa: F401  (fixtures)
-    WAIT, blocked, at_barrier, getpid, identity, make_ppool, markers, native_ppool,
+    GATES, WAIT, blocked, at_barrier, getpid, identity, make_ppool, markers, native_ppool,
     new_barrier, open_gate, proc_impl, run_script, square, wait_started, wait_until, gone)
 
 pytestmark = pytest.mark.timeout(120)
@@ -238,10 +238,13 @@ def test_done_callbacks_run_once_and_may_submit(make_ppool):
     assert late == [fut]
 
 
-def test_callbacks_run_off_the_thread_waiting_in_result(make_ppool, markers):
+def test_callbacks_run_off_the_thread_waiting_in_result(make_ppool, markers, tmp_path):
     # A thread blocked in result() only waits: other futures' callbacks run
     # elsewhere, so one that waits for this thread cannot hold up its
     # timeout (nor be cut short by a signal meant for it).
+    quick_gate = str(tmp_path / "quick")
+    os.mkdir(quick_gate)
+    GATES.add(quick_gate)
     pool = make_ppool(2)
     long = pool.submit(blocked, markers, "long")
     wait_started(markers, 1)
@@ -252,14 +255,16 @@ def test_callbacks_run_off_the_thread_waiting_in_result(make_ppool, markers):
         ran_on.append(threading.get_ident())
         released.wait(WAIT)
 
-    quick = pool.submit(square, 3)
+    quick = pool.submit(blocked, quick_gate, 3)
+    # (not done before its callback is added: that one would run at once, here)
     quick.add_done_callback(waits_for_main)
+    open_gate(quick_gate)
     try:
         with pytest.raises(concurrent.futures.TimeoutError):
             long.result(timeout=1.0)
         wait_until(lambda: ran_on, "the quick task's callback to run")
         assert ran_on[0] != threading.get_ident()
-        assert quick.result(timeout=WAIT) == 9
+        assert quick.result(timeout=WAIT)[0] == 3
     finally:
         released.set()
         open_gate(markers)

@@ -222,6 +222,12 @@ def test_run_cancel_withdraws_an_unclaimed_task(native_ppool, markers, tmp_path)
 
 # ------------------------------------------------------------ arguments
 
+def test_pools_created_in_overlapping_threads_keep_their_regions():
+    proc = run_script("overlapping_pool_creations.py", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["first", "100000", "second", "100000"], proc.stderr
+
+
 def test_max_tasks_per_child_validation():
     with pytest.raises(ValueError):
         native_exec.ProcessPoolExecutor(1, max_tasks_per_child=0)
