@@ -33,10 +33,11 @@
  *     workers, the collector and user threads (cancel()) alike.
  *
  * GIL, module.c (ne_state):
- *   default_pool, default_ppool: any to_thread/to_process caller; default_of
- *     checks, runs the factory (Python: threads switch), checks again and
- *     returns a borrowed pointer; _after_fork_child clears default_ppool.
- *     Port: critical section on the module, return a strong reference.
+ *   default_ppool: any to_process caller; default_of checks, runs the
+ *     factory (Python: threads switch), checks again and returns a borrowed
+ *     pointer; _after_fork_child clears it.  loop_default_pool and
+ *     NativeThreadPoolExecutor: set by the first to_thread.  Port: critical
+ *     section on the module, return a strong reference.
  *   exiting: set by _shutdown_all, read by every submit: atomic.
  *   bridges, ppools: borrowed lists; linked by submitters and ppool_new,
  *     unlinked by dealloc on whichever thread drops the last reference (a
@@ -84,6 +85,10 @@
  *   _claimed, atomic against the collector only by the GIL (then the pool
  *   mutex); two racing cancel()s are benign (the second gets -1).
  *   _workers.py relies on threading._active_limbo_lock, not on the GIL.
+ * GIL, native_future.c (ne_lazy: pending, pool, awaited): the loop's
+ *   thread alone, as for the asyncio.Future it extends.  Its statics
+ *   (lazy_offset, future_base and the base's descriptors) are set by
+ *   module_exec and read-only after.
  * Statics: current_worker, current_collector, loading, forking (zygote.c,
  *   across the fork hooks, which may switch threads): _Thread_local.
  *   counter (shm.c): atomic.  zygote_shm: the zygote's, set before its
