@@ -5,7 +5,8 @@
  *   task.c         a unit of work: the call, where it runs, how it completes
  *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
  *   worker.c       the pthread each pool worker runs
- *   thread_start.c starting native threads with signals kept for the main thread
+ *   thread_start.c starting native threads with signals kept for the main
+ *                  thread, joining them, the one wait with the GIL released
  *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
  *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
  *   payload.c      objects pickled into and out of shared memory
@@ -22,7 +23,10 @@
  *   - ne_pool.mutex protects the pool's queue and thread counters (fields
  *     marked "mutex" below).  It is taken with or without the GIL, but no
  *     thread ever waits for the GIL while holding it, so the two cannot
- *     deadlock.
+ *     deadlock.  A thread holding the GIL waits on the pool's conditions
+ *     only through ne_wait_until (thread_start.c), which lets the GIL go
+ *     before taking the mutex and retakes it after letting the mutex go.
+ *     Nesting: the registry lock, then pool mutexes (fork_prepare).
  */
 #ifndef NATIVE_EXEC_H
 #define NATIVE_EXEC_H
@@ -243,10 +247,15 @@ int ne_pool_install_fork_handlers(void);
 PyObject *ne_pool_snapshot(void);
 void ne_pool_after_fork_child(ne_pool *p, int quiet);
 
-/* ------------------------------------------------------------ worker.c */
+/* ------------------------------------------------------ thread_start.c */
 
 int ne_thread_start(void *(*fn)(void *), void *arg, pthread_t *thread);
 void ne_thread_join(pthread_t thread);
+int ne_wait_until(pthread_mutex_t *mutex, pthread_cond_t *cond,
+                  int (*done)(void *arg), void *arg, int interruptible);
+
+/* ------------------------------------------------------------ worker.c */
+
 int ne_worker_spawn(ne_pool *p);
 int ne_worker_is_current(ne_pool *p);
 ne_worker *ne_worker_current(void);

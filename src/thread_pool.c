@@ -13,7 +13,6 @@
 #include "native_exec.h"
 
 #include <errno.h>
-#include <time.h>
 
 static const char BROKEN_MESSAGE[] =
     "A thread initializer failed, the thread pool is not usable anymore";
@@ -161,35 +160,26 @@ ne_pool_break(ne_pool *p)
     Py_XDECREF(exc);
 }
 
-/* Wait until at most `keep` workers remain, with the GIL released, waking
- * every 50 ms so that Ctrl-C can interrupt the wait as it does Thread.join. */
+struct workers_left {
+    ne_pool *p;
+    int keep;
+};
+
+/* mutex: at most `keep` workers remain. */
+static int
+workers_left(void *arg)
+{
+    struct workers_left *w = arg;
+    return w->p->nthreads <= w->keep;
+}
+
+/* Wait until at most `keep` workers remain, with the GIL released; Ctrl-C
+ * interrupts the wait as it does Thread.join (-1, exception set). */
 static int
 wait_for_workers(ne_pool *p, int keep)
 {
-    for (;;) {
-        int remaining;
-        Py_BEGIN_ALLOW_THREADS
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 50 * 1000 * 1000;
-        if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
-            deadline.tv_sec += 1;
-            deadline.tv_nsec -= 1000 * 1000 * 1000;
-        }
-        pthread_mutex_lock(&p->mutex);
-        while (p->nthreads > keep
-               && pthread_cond_timedwait(&p->exited, &p->mutex, &deadline) != ETIMEDOUT) {
-        }
-        remaining = p->nthreads;
-        pthread_mutex_unlock(&p->mutex);
-        Py_END_ALLOW_THREADS
-        if (remaining <= keep) {
-            return 0;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-    }
+    struct workers_left w = {.p = p, .keep = keep};
+    return ne_wait_until(&p->mutex, &p->exited, workers_left, &w, 1);
 }
 
 /* mutex: note a thread to join later; 0, or -1 if there was no memory. */
@@ -219,10 +209,25 @@ ne_pool_note_gone(ne_pool *p)
     }
 }
 
-/* GIL: join the workers that have left.  block: wait for each to be gone
- * (GIL released), including those another thread's reap is joining, so a
- * shutdown(wait=True) racing another returns only once all are gone;
- * otherwise only those already gone, never waiting. */
+/* mutex: no reap is joining threads it took from `gone`. */
+static int
+no_joins_pending(void *arg)
+{
+    return ((ne_pool *)arg)->njoining == 0;
+}
+
+/* GIL: join the workers that have left.  The thread of a worker goes
+ *
+ *   serving --> gone (in p->gone, as it leaves, under the mutex)
+ *           --> joining (taken by one reap, counted in njoining) --> joined
+ *
+ * so each thread is joined by exactly one caller, whichever took it.
+ * block: wait for each to be gone (GIL released), and then for the joins
+ * other reaps are doing (on `exited`, through ne_wait_until), so that a
+ * shutdown(wait=True) racing another returns only once every thread is
+ * gone; otherwise join only those already gone, never waiting.  The threads
+ * waited for have left Python and are only exiting, so the wait is short
+ * and not interruptible. */
 void
 ne_pool_reap(ne_pool *p, int block)
 {
@@ -251,16 +256,10 @@ ne_pool_reap(ne_pool *p, int block)
     if (n > 0) {
         pthread_cond_broadcast(&p->exited);
     }
-    if (block && p->njoining > 0) {
-        pthread_mutex_unlock(&p->mutex);
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&p->mutex);
-        while (p->njoining > 0) {
-            pthread_cond_wait(&p->exited, &p->mutex);
-        }
-        Py_END_ALLOW_THREADS
-    }
     pthread_mutex_unlock(&p->mutex);
+    if (block) {
+        (void)ne_wait_until(&p->mutex, &p->exited, no_joins_pending, p, 0);
+    }
 }
 
 int
