@@ -206,7 +206,8 @@ struct ne_pool {
 
     /* mutex */
     ne_task *head, *tail;
-    Py_ssize_t nqueued;
+    _Atomic Py_ssize_t nqueued;  /* written under the mutex, read by linger()
+                                  * without it: only through ne_queued_* */
     int nthreads;            /* workers started and not yet gone */
     int nidle;               /* workers waiting on `work` */
     int nwoken;              /* signals sent that no worker has consumed yet */
@@ -231,6 +232,24 @@ struct ne_pool {
     ne_worker *forked_workers;
     ne_task *forked_tasks;
 };
+
+/* The queue length, as a hint: linger() polls it without the mutex to see
+ * that work arrived, then takes the mutex, which orders the queue itself.
+ * So every access is atomic (C11: a plain access racing an atomic one is
+ * undefined) and relaxed is enough.  Writers hold the mutex, so a load and
+ * a store make the update; no read-modify-write is needed. */
+static inline Py_ssize_t
+ne_queued_get(ne_pool *p)
+{
+    return atomic_load_explicit(&p->nqueued, memory_order_relaxed);
+}
+
+/* mutex */
+static inline void
+ne_queued_set(ne_pool *p, Py_ssize_t n)
+{
+    atomic_store_explicit(&p->nqueued, n, memory_order_relaxed);
+}
 
 PyObject *ne_deferred_run(ne_state *st, PyObject *pool, PyObject *runner,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

@@ -29,7 +29,7 @@ enqueue(ne_pool *p, ne_task *t)
         p->head = t;
     }
     p->tail = t;
-    p->nqueued++;
+    ne_queued_set(p, ne_queued_get(p) + 1);
 }
 
 /* mutex: empty the queue and return what it held, oldest first. */
@@ -38,7 +38,7 @@ take_all(ne_pool *p)
 {
     ne_task *all = p->head;
     p->head = p->tail = NULL;
-    p->nqueued = 0;
+    ne_queued_set(p, 0);
     return all;
 }
 
@@ -683,7 +683,7 @@ pool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
     pthread_mutex_lock(&p->mutex);
     int threads = p->nthreads, idle = p->nidle, shutdown = p->shutdown,
         broken = p->broken;
-    Py_ssize_t queued = p->nqueued;
+    Py_ssize_t queued = ne_queued_get(p);
     pthread_mutex_unlock(&p->mutex);
     return Py_BuildValue("{sisisnsisOsO}", "threads", threads, "idle", idle,
                          "queued", queued, "max_workers", p->max_workers,

@@ -41,7 +41,7 @@ take(ne_pool *p, ne_worker *w)
         if (p->head == NULL) {
             p->tail = NULL;
         }
-        p->nqueued--;
+        ne_queued_set(p, ne_queued_get(p) - 1);
         t->next = NULL;
     }
     w->current = t;
@@ -73,7 +73,7 @@ static void
 linger(ne_pool *p)
 {
     for (int i = 0; i < NE_LINGER_SPINS; i++) {
-        if (__atomic_load_n(&p->nqueued, __ATOMIC_ACQUIRE) != 0) {
+        if (ne_queued_get(p) != 0) {
             return;
         }
         sched_yield();
