@@ -193,6 +193,8 @@ struct ne_worker {
     ne_task *current;       /* mutex: taken from the queue, not yet finished */
     unsigned long index;    /* mutex: the lowest not used by a live worker */
     int returning;          /* mutex: finished a task, about to look at the queue */
+    int promised;           /* mutex: started, or claimed while returning, for a
+                             * queued call; cleared as it next looks at the queue */
     PyObject *name;         /* str: threading name, f"{prefix}_{index}" */
     char os_name[16];       /* the same, cut to the 15 bytes Linux keeps */
 };
@@ -212,6 +214,8 @@ struct ne_pool {
     int nidle;               /* workers waiting on `work` */
     int nwoken;              /* signals sent that no worker has consumed yet */
     int nreturning;          /* workers with `returning` set */
+    int npromised;           /* workers with `promised` set, or being started
+                              * for a call (counted before the worker exists) */
     int shutdown;
     int broken;              /* an initializer failed; the pool refuses work */
     ne_worker *workers;

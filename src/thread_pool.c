@@ -9,7 +9,16 @@
  *
  * Signals are only sent to workers counted in nidle, which are inside
  * pthread_cond_wait (counted under the mutex they wait with), so none is
- * lost: nwoken never exceeds the signals still to be consumed. */
+ * lost: nwoken never exceeds the signals still to be consumed.
+ *
+ * A call is thus handed to a worker in one of three ways, and the pool
+ * counts each until the worker looks at the queue: a signal to an idle
+ * worker (nwoken), a worker started for it, or a returning worker claimed
+ * for it (npromised).  shutdown(cancel_futures=True) leaves that many of
+ * the oldest queued calls to run and cancels the rest, as the stdlib
+ * cancels what its workers have not taken: right after a burst of submits
+ * to a fresh pool, min(max_workers, calls) run, even if no worker has got
+ * the GIL yet to take its call. */
 #include "native_exec.h"
 
 #include <errno.h>
@@ -40,6 +49,32 @@ take_all(ne_pool *p)
     p->head = p->tail = NULL;
     ne_queued_set(p, 0);
     return all;
+}
+
+/* mutex: empty the queue but for its oldest calls that a worker has been
+ * woken, started or claimed for (nwoken + npromised), which stay queued;
+ * return the others, oldest first. */
+static ne_task *
+take_unpromised(ne_pool *p)
+{
+    Py_ssize_t keep = (Py_ssize_t)p->nwoken + p->npromised;
+    if (keep <= 0) {
+        return take_all(p);
+    }
+    ne_task *last = p->head;  /* the last call kept */
+    if (last == NULL) {
+        return NULL;
+    }
+    Py_ssize_t kept = 1;
+    while (kept < keep && last->next != NULL) {
+        last = last->next;
+        kept++;
+    }
+    ne_task *rest = last->next;
+    last->next = NULL;
+    p->tail = last;
+    ne_queued_set(p, kept);
+    return rest;
 }
 
 /* GIL: complete every task of a list without running it. */
@@ -91,12 +126,17 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
                 if (w->returning) {
                     w->returning = 0;
                     p->nreturning--;
+                    if (!w->promised) {
+                        w->promised = 1;
+                        p->npromised++;
+                    }
                     break;
                 }
             }
         }
         else if (p->nthreads < p->max_workers || (elastic && ne_worker_is_current(p))) {
             p->nthreads++;
+            p->npromised++;  /* the new worker's flag, once it exists */
             spawn = 1;
         }
     }
@@ -122,6 +162,7 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
          * would ever take it, so it is withdrawn and the error raised. */
         pthread_mutex_lock(&p->mutex);
         p->nthreads--;
+        p->npromised--;
         ne_task *orphans = p->nthreads == 0 ? take_all(p) : NULL;
         pthread_mutex_unlock(&p->mutex);
         if (orphans == NULL) {
@@ -267,7 +308,7 @@ ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
 {
     pthread_mutex_lock(&p->mutex);
     p->shutdown = 1;
-    ne_task *cancelled = cancel_futures ? take_all(p) : NULL;
+    ne_task *cancelled = cancel_futures ? take_unpromised(p) : NULL;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mutex);
 
@@ -347,9 +388,9 @@ fork_child(void)
         *ttail = take_all(p);
         p->ngone = p->njoining = 0;  /* the parent's threads: not here */
         p->nthreads = survivor != NULL;
-        p->nidle = p->nwoken = p->nreturning = 0;
-        if (survivor != NULL && survivor->returning) {
-            survivor->returning = 0;
+        p->nidle = p->nwoken = p->nreturning = p->npromised = 0;
+        if (survivor != NULL) {
+            survivor->returning = survivor->promised = 0;
         }
         pthread_mutex_unlock(&p->mutex);
     }
