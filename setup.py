@@ -6,6 +6,8 @@ Environment switches:
   NATIVE_EXEC_SANITIZE=1  debug + AddressSanitizer; run the tests with
                           LD_PRELOAD=$(gcc -print-file-name=libasan.so)
                           PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0
+  NATIVE_EXEC_TSAN=1      debug + ThreadSanitizer (not with the above); run
+                          the tests with .ci/tsan, which preloads libtsan.so
 """
 
 import os
@@ -22,11 +24,16 @@ compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers
 link_args = ["-pthread"]
 if _flag("NATIVE_EXEC_WERROR"):
     compile_args.append("-Werror")
-if _flag("NATIVE_EXEC_DEBUG") or _flag("NATIVE_EXEC_SANITIZE"):
+if _flag("NATIVE_EXEC_SANITIZE") and _flag("NATIVE_EXEC_TSAN"):
+    raise SystemExit("NATIVE_EXEC_SANITIZE and NATIVE_EXEC_TSAN cannot be combined")
+if _flag("NATIVE_EXEC_DEBUG") or _flag("NATIVE_EXEC_SANITIZE") or _flag("NATIVE_EXEC_TSAN"):
     compile_args += ["-O0", "-g3", "-UNDEBUG"]
 if _flag("NATIVE_EXEC_SANITIZE"):
     compile_args += ["-fsanitize=address", "-fno-omit-frame-pointer"]
     link_args += ["-fsanitize=address"]
+if _flag("NATIVE_EXEC_TSAN"):
+    compile_args += ["-fsanitize=thread", "-fno-omit-frame-pointer"]
+    link_args += ["-fsanitize=thread"]
 
 setup(
     ext_modules=[

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 import os
 import threading
 import weakref
@@ -14,6 +16,23 @@ from ._future import NativeFuture
 from ._workers import default_max_workers
 
 _T = TypeVar("_T")
+
+#: The native pool counts its threads in a C int.
+_INT_MAX = 2**31 - 1
+
+
+def _thread_limit(max_workers: Any) -> int:
+    """How many threads the stdlib would start: one while
+    ``len(threads) < max_workers``, so an int's worth, and the ceiling of a
+    real number (2.0 gives 2, 2.5 gives 3); infinity is no limit."""
+    try:
+        limit = operator.index(max_workers)
+    except TypeError:
+        try:
+            limit = math.ceil(max_workers)
+        except OverflowError:
+            limit = _INT_MAX
+    return min(limit, _INT_MAX)
 
 
 class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
@@ -31,6 +50,9 @@ class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
     def __init__(self, max_workers: Optional[int] = None, thread_name_prefix: str = "",
                  initializer: Optional[Callable[..., object]] = None,
                  initargs: Iterable[Any] = ()) -> None:
+        # The stdlib's checks, in its order and with its errors: whatever
+        # compares with 0 is accepted (a float, True), the rest raises the
+        # comparison's TypeError.
         if max_workers is None:
             max_workers = default_max_workers()
         if max_workers <= 0:
@@ -38,12 +60,15 @@ class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._max_workers = max_workers
+        # Kept as given, as the stdlib keeps it; its threads are named
+        # '%s_%d' % (prefix, i), so any object names them by its str().
         self._thread_name_prefix = (thread_name_prefix
                                     or "ThreadPoolExecutor-%d" % self._counter())
         self._initializer = initializer
         # the stdlib only unpacks initargs to call the initializer
         self._initargs = tuple(initargs) if initializer is not None else ()
-        self._pool = _native.ThreadPool(max_workers, self._thread_name_prefix,
+        self._pool = _native.ThreadPool(_thread_limit(max_workers),
+                                        "%s" % (self._thread_name_prefix,),
                                         initializer, self._initargs)
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> "Future[_T]":

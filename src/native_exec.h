@@ -5,7 +5,8 @@
  *   task.c         a unit of work: the call, where it runs, how it completes
  *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
  *   worker.c       the pthread each pool worker runs
- *   thread_start.c starting native threads with signals kept for the main thread
+ *   thread_start.c starting native threads with signals kept for the main
+ *                  thread, joining them, the one wait with the GIL released
  *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
  *   native_future.c NativeFuture: the asyncio future that starts its call when consumed
  *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
@@ -21,8 +22,12 @@
  *   - ne_pool.mutex: the queue, counters and worker list (fields marked
  *     "mutex" below) and ne_worker.next/current/index/returning; it hands a
  *     task from submitter to worker.  Taken with or without the GIL, but no
- *     thread waits for the GIL holding it, so the two cannot deadlock.
- *     linger() (worker.c) peeks at nqueued with an atomic load, unlocked.
+ *     thread waits for the GIL holding it, so the two cannot deadlock: a
+ *     thread holding the GIL waits on the pool's conditions only through
+ *     ne_wait_until (thread_start.c), which lets the GIL go before taking
+ *     the mutex and retakes it after letting the mutex go.  nqueued is
+ *     _Atomic: linger() (worker.c) peeks at it unlocked.  Nesting: the
+ *     registry lock, then pool mutexes (fork_prepare).
  *   - registry_lock (thread_pool.c): the static `registry` and ne_pool.next
  *     (listed under GIL below, but it is this lock): fork handlers walk it.
  *   - ne_ppool.cmutex/ccond: collector_joined, and collector_state's move
@@ -269,6 +274,8 @@ struct ne_worker {
     ne_task *current;       /* mutex: taken from the queue, not yet finished */
     unsigned long index;    /* mutex: the lowest not used by a live worker */
     int returning;          /* mutex: finished a task, about to look at the queue */
+    int promised;           /* mutex: started, or claimed while returning, for a
+                             * queued call; cleared as it next looks at the queue */
     PyObject *name;         /* str: threading name, f"{prefix}_{index}" */
     char os_name[16];       /* the same, cut to the 15 bytes Linux keeps */
 };
@@ -282,11 +289,14 @@ struct ne_pool {
 
     /* mutex */
     ne_task *head, *tail;
-    Py_ssize_t nqueued;
+    _Atomic Py_ssize_t nqueued;  /* written under the mutex, read by linger()
+                                  * without it: only through ne_queued_* */
     int nthreads;            /* workers started and not yet gone */
     int nidle;               /* workers waiting on `work` */
     int nwoken;              /* signals sent that no worker has consumed yet */
     int nreturning;          /* workers with `returning` set */
+    int npromised;           /* workers with `promised` set, or being started
+                              * for a call (counted before the worker exists) */
     int shutdown;
     int broken;              /* an initializer failed; the pool refuses work */
     ne_worker *workers;
@@ -308,6 +318,24 @@ struct ne_pool {
     ne_task *forked_tasks;
 };
 
+/* The queue length, as a hint: linger() polls it without the mutex to see
+ * that work arrived, then takes the mutex, which orders the queue itself.
+ * So every access is atomic (C11: a plain access racing an atomic one is
+ * undefined) and relaxed is enough.  Writers hold the mutex, so a load and
+ * a store make the update; no read-modify-write is needed. */
+static inline Py_ssize_t
+ne_queued_get(ne_pool *p)
+{
+    return atomic_load_explicit(&p->nqueued, memory_order_relaxed);
+}
+
+/* mutex */
+static inline void
+ne_queued_set(ne_pool *p, Py_ssize_t n)
+{
+    atomic_store_explicit(&p->nqueued, n, memory_order_relaxed);
+}
+
 PyObject *ne_deferred_run(ne_state *st, PyObject *pool, PyObject *runner,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
@@ -323,10 +351,15 @@ int ne_pool_install_fork_handlers(void);
 PyObject *ne_pool_snapshot(void);
 void ne_pool_after_fork_child(ne_pool *p, int quiet);
 
-/* ------------------------------------------------------------ worker.c */
+/* ------------------------------------------------------ thread_start.c */
 
 int ne_thread_start(void *(*fn)(void *), void *arg, pthread_t *thread);
 void ne_thread_join(pthread_t thread);
+int ne_wait_until(pthread_mutex_t *mutex, pthread_cond_t *cond,
+                  int (*done)(void *arg), void *arg, int interruptible);
+
+/* ------------------------------------------------------------ worker.c */
+
 int ne_worker_spawn(ne_pool *p);
 int ne_worker_is_current(ne_pool *p);
 ne_worker *ne_worker_current(void);

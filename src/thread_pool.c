@@ -9,11 +9,19 @@
  *
  * Signals are only sent to workers counted in nidle, which are inside
  * pthread_cond_wait (counted under the mutex they wait with), so none is
- * lost: nwoken never exceeds the signals still to be consumed. */
+ * lost: nwoken never exceeds the signals still to be consumed.
+ *
+ * A call is thus handed to a worker in one of three ways, and the pool
+ * counts each until the worker looks at the queue: a signal to an idle
+ * worker (nwoken), a worker started for it, or a returning worker claimed
+ * for it (npromised).  shutdown(cancel_futures=True) leaves that many of
+ * the oldest queued calls to run and cancels the rest, as the stdlib
+ * cancels what its workers have not taken: right after a burst of submits
+ * to a fresh pool, min(max_workers, calls) run, even if no worker has got
+ * the GIL yet to take its call. */
 #include "native_exec.h"
 
 #include <errno.h>
-#include <time.h>
 
 static const char BROKEN_MESSAGE[] =
     "A thread initializer failed, the thread pool is not usable anymore";
@@ -30,7 +38,7 @@ enqueue(ne_pool *p, ne_task *t)
         p->head = t;
     }
     p->tail = t;
-    p->nqueued++;
+    ne_queued_set(p, ne_queued_get(p) + 1);
 }
 
 /* mutex: empty the queue and return what it held, oldest first. */
@@ -39,8 +47,34 @@ take_all(ne_pool *p)
 {
     ne_task *all = p->head;
     p->head = p->tail = NULL;
-    p->nqueued = 0;
+    ne_queued_set(p, 0);
     return all;
+}
+
+/* mutex: empty the queue but for its oldest calls that a worker has been
+ * woken, started or claimed for (nwoken + npromised), which stay queued;
+ * return the others, oldest first. */
+static ne_task *
+take_unpromised(ne_pool *p)
+{
+    Py_ssize_t keep = (Py_ssize_t)p->nwoken + p->npromised;
+    if (keep <= 0) {
+        return take_all(p);
+    }
+    ne_task *last = p->head;  /* the last call kept */
+    if (last == NULL) {
+        return NULL;
+    }
+    Py_ssize_t kept = 1;
+    while (kept < keep && last->next != NULL) {
+        last = last->next;
+        kept++;
+    }
+    ne_task *rest = last->next;
+    last->next = NULL;
+    p->tail = last;
+    ne_queued_set(p, kept);
+    return rest;
 }
 
 /* GIL: complete every task of a list without running it. */
@@ -116,12 +150,17 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
                 if (w->returning) {
                     w->returning = 0;
                     p->nreturning--;
+                    if (!w->promised) {
+                        w->promised = 1;
+                        p->npromised++;
+                    }
                     break;
                 }
             }
         }
         else if (p->nthreads < p->max_workers || (elastic && ne_worker_is_current(p))) {
             p->nthreads++;
+            p->npromised++;  /* the new worker's flag, once it exists */
             spawn = 1;
         }
     }
@@ -138,6 +177,7 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
          * would ever take it, so it is withdrawn and the error raised. */
         pthread_mutex_lock(&p->mutex);
         p->nthreads--;
+        p->npromised--;
         ne_task *orphans = p->nthreads == 0 ? take_all(p) : NULL;
         pthread_mutex_unlock(&p->mutex);
         if (orphans == NULL) {
@@ -176,35 +216,26 @@ ne_pool_break(ne_pool *p)
     Py_XDECREF(exc);
 }
 
-/* Wait until at most `keep` workers remain, with the GIL released, waking
- * every 50 ms so that Ctrl-C can interrupt the wait as it does Thread.join. */
+struct workers_left {
+    ne_pool *p;
+    int keep;
+};
+
+/* mutex: at most `keep` workers remain. */
+static int
+workers_left(void *arg)
+{
+    struct workers_left *w = arg;
+    return w->p->nthreads <= w->keep;
+}
+
+/* Wait until at most `keep` workers remain, with the GIL released; Ctrl-C
+ * interrupts the wait as it does Thread.join (-1, exception set). */
 static int
 wait_for_workers(ne_pool *p, int keep)
 {
-    for (;;) {
-        int remaining;
-        Py_BEGIN_ALLOW_THREADS
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 50 * 1000 * 1000;
-        if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
-            deadline.tv_sec += 1;
-            deadline.tv_nsec -= 1000 * 1000 * 1000;
-        }
-        pthread_mutex_lock(&p->mutex);
-        while (p->nthreads > keep
-               && pthread_cond_timedwait(&p->exited, &p->mutex, &deadline) != ETIMEDOUT) {
-        }
-        remaining = p->nthreads;
-        pthread_mutex_unlock(&p->mutex);
-        Py_END_ALLOW_THREADS
-        if (remaining <= keep) {
-            return 0;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-    }
+    struct workers_left w = {.p = p, .keep = keep};
+    return ne_wait_until(&p->mutex, &p->exited, workers_left, &w, 1);
 }
 
 /* mutex: note a thread to join later; 0, or -1 if there was no memory. */
@@ -234,10 +265,25 @@ ne_pool_note_gone(ne_pool *p)
     }
 }
 
-/* GIL: join the workers that have left.  block: wait for each to be gone
- * (GIL released), including those another thread's reap is joining, so a
- * shutdown(wait=True) racing another returns only once all are gone;
- * otherwise only those already gone, never waiting. */
+/* mutex: no reap is joining threads it took from `gone`. */
+static int
+no_joins_pending(void *arg)
+{
+    return ((ne_pool *)arg)->njoining == 0;
+}
+
+/* GIL: join the workers that have left.  The thread of a worker goes
+ *
+ *   serving --> gone (in p->gone, as it leaves, under the mutex)
+ *           --> joining (taken by one reap, counted in njoining) --> joined
+ *
+ * so each thread is joined by exactly one caller, whichever took it.
+ * block: wait for each to be gone (GIL released), and then for the joins
+ * other reaps are doing (on `exited`, through ne_wait_until), so that a
+ * shutdown(wait=True) racing another returns only once every thread is
+ * gone; otherwise join only those already gone, never waiting.  The threads
+ * waited for have left Python and are only exiting, so the wait is short
+ * and not interruptible. */
 void
 ne_pool_reap(ne_pool *p, int block)
 {
@@ -266,16 +312,10 @@ ne_pool_reap(ne_pool *p, int block)
     if (n > 0) {
         pthread_cond_broadcast(&p->exited);
     }
-    if (block && p->njoining > 0) {
-        pthread_mutex_unlock(&p->mutex);
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&p->mutex);
-        while (p->njoining > 0) {
-            pthread_cond_wait(&p->exited, &p->mutex);
-        }
-        Py_END_ALLOW_THREADS
-    }
     pthread_mutex_unlock(&p->mutex);
+    if (block) {
+        (void)ne_wait_until(&p->mutex, &p->exited, no_joins_pending, p, 0);
+    }
 }
 
 int
@@ -283,7 +323,7 @@ ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
 {
     pthread_mutex_lock(&p->mutex);
     p->shutdown = 1;
-    ne_task *cancelled = cancel_futures ? take_all(p) : NULL;
+    ne_task *cancelled = cancel_futures ? take_unpromised(p) : NULL;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mutex);
 
@@ -363,9 +403,9 @@ fork_child(void)
         *ttail = take_all(p);
         p->ngone = p->njoining = 0;  /* the parent's threads: not here */
         p->nthreads = survivor != NULL;
-        p->nidle = p->nwoken = p->nreturning = 0;
-        if (survivor != NULL && survivor->returning) {
-            survivor->returning = 0;
+        p->nidle = p->nwoken = p->nreturning = p->npromised = 0;
+        if (survivor != NULL) {
+            survivor->returning = survivor->promised = 0;
         }
         pthread_mutex_unlock(&p->mutex);
     }
@@ -698,7 +738,7 @@ pool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
     pthread_mutex_lock(&p->mutex);
     int threads = p->nthreads, idle = p->nidle, shutdown = p->shutdown,
         broken = p->broken;
-    Py_ssize_t queued = p->nqueued;
+    Py_ssize_t queued = ne_queued_get(p);
     pthread_mutex_unlock(&p->mutex);
     return Py_BuildValue("{sisisnsisOsO}", "threads", threads, "idle", idle,
                          "queued", queued, "max_workers", p->max_workers,

@@ -1,7 +1,10 @@
-/* Starting the native threads (pool workers, collectors). */
+/* Starting, joining and waiting for the native threads (pool workers,
+ * collectors). */
 #include "native_exec.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <time.h>
 
 /* Start fn(arg) on a pthread that blocks asynchronous signals, so that
  * Ctrl-C and friends reach the main thread and interrupt what it waits on,
@@ -41,4 +44,52 @@ ne_thread_join(pthread_t thread)
     Py_BEGIN_ALLOW_THREADS
     pthread_join(thread, NULL);
     Py_END_ALLOW_THREADS
+}
+
+/* With the GIL and without `mutex`: wait on `cond` until done(arg), called
+ * with `mutex` held, returns true.  The GIL is released for the whole wait
+ * and retaken only once `mutex` is let go, as the locking rule in
+ * native_exec.h requires: a thread waiting for the GIL never holds a pool
+ * lock, so a thread holding the GIL may always take one.
+ *
+ * interruptible: for a wait that can be long (workers finishing their
+ * calls), wake every 50 ms and run the signal handlers, so that Ctrl-C
+ * interrupts it as it does Thread.join; returns -1 with the handler's
+ * exception set if one raised.  Otherwise wait on the condition alone.
+ * Returns 0 once done(arg) held. */
+int
+ne_wait_until(pthread_mutex_t *mutex, pthread_cond_t *cond,
+              int (*done)(void *arg), void *arg, int interruptible)
+{
+    for (;;) {
+        int finished;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(mutex);
+        if (interruptible) {
+            struct timespec deadline;
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_nsec += 50 * 1000 * 1000;
+            if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
+                deadline.tv_sec += 1;
+                deadline.tv_nsec -= 1000 * 1000 * 1000;
+            }
+            while (!done(arg)
+                   && pthread_cond_timedwait(cond, mutex, &deadline) != ETIMEDOUT) {
+            }
+        }
+        else {
+            while (!done(arg)) {
+                pthread_cond_wait(cond, mutex);
+            }
+        }
+        finished = done(arg);
+        pthread_mutex_unlock(mutex);
+        Py_END_ALLOW_THREADS
+        if (finished) {
+            return 0;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
 }

@@ -31,17 +31,29 @@ ne_worker_current(void)
     return current_worker;
 }
 
+/* mutex: a worker started or claimed for a call has looked at the queue,
+ * whatever it found there. */
+static void
+keep_promise(ne_pool *p, ne_worker *w)
+{
+    if (w->promised) {
+        w->promised = 0;
+        p->npromised--;
+    }
+}
+
 /* mutex: the oldest queued task, now this worker's current one. */
 static ne_task *
 take(ne_pool *p, ne_worker *w)
 {
+    keep_promise(p, w);
     ne_task *t = p->head;
     if (t != NULL) {
         p->head = t->next;
         if (p->head == NULL) {
             p->tail = NULL;
         }
-        p->nqueued--;
+        ne_queued_set(p, ne_queued_get(p) - 1);
         t->next = NULL;
     }
     w->current = t;
@@ -73,7 +85,7 @@ static void
 linger(ne_pool *p)
 {
     for (int i = 0; i < NE_LINGER_SPINS; i++) {
-        if (__atomic_load_n(&p->nqueued, __ATOMIC_ACQUIRE) != 0) {
+        if (ne_queued_get(p) != 0) {
             return;
         }
         sched_yield();
@@ -190,6 +202,7 @@ worker_main(void *arg)
     Py_XDECREF(left);
 
     pthread_mutex_lock(&p->mutex);
+    keep_promise(p, w);  /* its initializer failed before it looked */
     unlink_worker(p, w);
     p->nthreads--;
     ne_pool_note_gone(p);
@@ -252,6 +265,7 @@ ne_worker_spawn(ne_pool *p)
     w->pool = (ne_pool *)Py_NewRef((PyObject *)p);
     pthread_mutex_lock(&p->mutex);
     w->index = free_index(p);
+    w->promised = 1;  /* counted in npromised by the submit that started it */
     w->next = p->workers;
     p->workers = w;
     pthread_mutex_unlock(&p->mutex);

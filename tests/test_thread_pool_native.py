@@ -230,6 +230,23 @@ def os_thread_names():
     return names
 
 
+def os_thread_states(prefix):
+    """For a failure message: each OS thread named prefix*, with its state
+    and whether the kernel has it exiting (PF_EXITING: user space done)."""
+    states = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if name.startswith(prefix):
+            states.append((name, fields[0], bool(int(fields[6]) & 0x4)))
+    return states
+
+
 def test_concurrent_shutdowns_each_wait_for_the_os_threads(native_pool):
     # Two threads shut the pool down at once: each returns only when every
     # worker's OS thread is gone, not just done with Python, so a fork
@@ -247,9 +264,12 @@ def test_concurrent_shutdowns_each_wait_for_the_os_threads(native_pool):
             start.wait()
             pool.shutdown(wait=True)
             left.append([n for n in os_thread_names() if n.startswith(prefix + "_")])
+            if left[-1]:
+                states.append(os_thread_states(prefix + "_"))
 
+        states = []
         other = threading.Thread(target=shut)
         other.start()
         shut()
         other.join(WAIT)
-        assert left == [[], []], f"round {round_}"
+        assert left == [[], []], f"round {round_}: (name, state, exiting) {states}"
