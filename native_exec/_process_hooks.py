@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import Future, _base
 from concurrent.futures.process import (BrokenProcessPool, _ExceptionWithTraceback,
                                         _RemoteTraceback)
@@ -128,8 +129,81 @@ def default_process_pool() -> Any:
 
 # ------------------------------------------------------- in the workers
 
+def _stdlib_runs_atexit() -> bool:
+    """Whether the stdlib's fork workers run atexit handlers on this Python:
+    from 3.13 (gh-83856) popen_fork clears the inherited ones at fork,
+    registers multiprocessing's exit function and runs them all before
+    os._exit(); before, a worker runs none.  Read from the running stdlib
+    rather than its version, so a backport is followed."""
+    from multiprocessing import popen_fork
+
+    return "_run_exitfuncs" in popen_fork.Popen._launch.__code__.co_names
+
+
+#: Read once, in the parent, at import.
+STDLIB_RUNS_ATEXIT = _stdlib_runs_atexit()
+
+
+def start_process() -> None:
+    """In a new worker, before its initializer: what the stdlib's fork
+    workers do between fork() and the pool's code (popen_fork's _launch,
+    BaseProcess._bootstrap).  The parent's multiprocessing finalizers,
+    children and atexit handlers are not the worker's: they would run once
+    per worker (and terminate the parent's children); objects registered
+    with multiprocessing.util.register_after_fork (queues, managers'
+    proxies, ForkAwareLocal) learn that they are in a new process."""
+    import atexit
+    import itertools
+    from multiprocessing import process, util
+
+    if STDLIB_RUNS_ATEXIT:
+        atexit._clear()
+        atexit.register(util._exit_function)
+    process._children = set()  # type: ignore[attr-defined]
+    process._process_counter = itertools.count(1)  # type: ignore[attr-defined]
+    util._finalizer_registry.clear()  # type: ignore[attr-defined]
+    util._run_after_forkers()  # type: ignore[attr-defined]
+
+
+def leave_process(code: int) -> int:
+    """A worker leaving (shut down, max_tasks_per_child, its initializer
+    failed): what a stdlib fork worker runs after its loop, on this Python,
+    then the caller calls os._exit() with the status returned.
+
+    multiprocessing's finalizers run (util._exit_function: a
+    multiprocessing.Queue's feeder thread is flushed and joined, so nothing
+    a task put is lost and its lock is not left taken), non-daemon threads
+    are joined and threading's exit hooks run (threading._shutdown(), as
+    the stdlib's workers run it: native_exec's own hook there only shuts
+    down pools this worker made, those inherited being foreign here), the
+    standard streams are flushed, and from 3.13 the atexit handlers
+    registered in the worker run, multiprocessing's exit function last."""
+    import atexit
+    import traceback
+    from multiprocessing import util
+
+    def step(fn: Callable[[], Any]) -> None:
+        nonlocal code
+        try:
+            fn()
+        except BaseException:
+            # as _bootstrap reports what escapes a process's run()
+            traceback.print_exc()
+            code = code or 1
+
+    if not STDLIB_RUNS_ATEXIT:
+        step(util._exit_function)  # type: ignore[attr-defined]
+    step(threading._shutdown)  # type: ignore[attr-defined]
+    step(util._flush_std_streams)  # type: ignore[attr-defined]
+    if STDLIB_RUNS_ATEXIT:
+        step(atexit._run_exitfuncs)
+    flush_std_streams()
+    return code
+
+
 def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any, ...]) -> bool:
     """Run the pool's initializer; False (and the pool breaks) if it raised."""
+    start_process()
     # A pool created inside a running event loop forks with that loop marked
     # running in this thread (3.12+ resets it at fork; older versions not):
     # a task must be free to call asyncio.run().

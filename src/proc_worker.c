@@ -16,12 +16,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The one way out of a worker process (stopping, max_tasks_per_child, an
+ * initializer that failed, an outcome that cannot be sent): run what a
+ * stdlib fork worker runs as it leaves on this Python (multiprocessing's
+ * finalizers, threading's shutdown, from 3.13 the worker's atexit
+ * handlers; _process_hooks.leave_process), then _exit() with the status it
+ * returns.  Called with the GIL, without the region's lock. */
 static _Noreturn void
 leave(ne_state *st, int code)
 {
-    PyObject *r = PyObject_CallMethod(st->process_hooks, "flush_std_streams", NULL);
-    Py_XDECREF(r);
-    PyErr_Clear();
+    PyObject *r = PyObject_CallMethod(st->process_hooks, "leave_process", "i", code);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(st->process_hooks);
+    }
+    else {
+        long status = PyLong_AsLong(r);
+        if (status == -1 && PyErr_Occurred()) {
+            PyErr_WriteUnraisable(st->process_hooks);
+        }
+        else {
+            code = (int)status;
+        }
+        Py_DECREF(r);
+    }
     _exit(code);
 }
 

@@ -39,9 +39,6 @@ EXPECTED_TO_FAIL = {
     "test_shutdown.test_cancel_futures":
         "issue 9: shutdown(cancel_futures=True) right after a burst of submits cancels "
         "every call, where the stdlib lets max_workers of them start",
-    "test_init.test_initializer":
-        "issue 9: an initializer's failure is logged in the worker, not where the "
-        "test's log handler sees it",
     "test_deadlock.test_error_at_task_unpickle":
         DESIGN % "a call that cannot be unpickled in the worker fails with its own error, "
                  "the pool does not break",
