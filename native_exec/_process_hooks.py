@@ -20,7 +20,7 @@ from ._workers import run_initializer
 
 class WorkerDied(BrokenProcessPool):
     """The worker process running this task died: killed by a signal, or it
-    exited (``os._exit``, ``sys.exit``, a crash) before returning.
+    exited (``os._exit``, a crash) before returning.
 
     Only this task fails; the pool replaces the worker and stays usable.
     ``pid``, ``exitcode`` (negative: the signal number, as
@@ -230,17 +230,6 @@ def unpicklable(error: BaseException, value: Any, is_error: bool) -> Any:
 def last_resort() -> Any:
     return _ExceptionWithTraceback(
         RuntimeError("native_exec: the task's outcome could not be sent back"), None)
-
-
-def exit_code(exc: SystemExit) -> int:
-    """The status sys.exit(code) gives a process, message printed as Python does."""
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
 
 
 def flush_std_streams() -> None:

@@ -2,8 +2,10 @@
  * run it, pickle what it returned or raised into shared memory, post the
  * slot back.  Forked by the zygote; holds the GIL except while it waits.
  *
- * A task that calls sys.exit() ends the worker with that code, and the
- * parent fails the task with WorkerDied, as for any other death mid-task. */
+ * Whatever a task raises comes back as its exception, SystemExit and
+ * KeyboardInterrupt included, and the worker goes on, as in the stdlib;
+ * only a process that really ends (os._exit, a signal, a crash) fails its
+ * task with WorkerDied. */
 #include "native_exec.h"
 
 #include <errno.h>
@@ -323,14 +325,6 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
     }
     else {
         PyObject *exc = PyErr_GetRaisedException();
-        if (PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
-            /* the task ends its process, as sys.exit() does anywhere */
-            PyObject *code = PyObject_CallMethod(st->process_hooks, "exit_code", "O", exc);
-            int status = code != NULL ? (int)PyLong_AsLong(code) : 1;
-            Py_XDECREF(code);
-            PyErr_Clear();
-            leave(st, status);
-        }
         PyObject *wrapped = PyObject_CallMethod(st->process_hooks, "wrap_exception", "O", exc);
         if (wrapped == NULL) {
             PyErr_Clear();

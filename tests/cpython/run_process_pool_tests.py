@@ -47,9 +47,9 @@ EXPECTED_TO_FAIL = {
                  "the pool does not break",
     "test_deadlock.test_exit_during_result_unpickle_in_result_handler":
         DESIGN % "a SystemExit while a result is unpickled fails that future only",
-    "test_deadlock.test_exit_during_func_exec_on_worker":
-        "issue 9: sys.exit() in a task ends its worker (WorkerDied) instead of "
-        "returning SystemExit",
+    "test_deadlock.test_exit_at_task_unpickle":
+        "issue 9: a SystemExit raised while the worker unpickles the call comes back "
+        "as that SystemExit, not yet as a BrokenProcessPool",
     "test_deadlock.test_shutdown_deadlock_pickle": PRIVATE % "_executor_manager_thread",
 }
 NOT_RUN = {
