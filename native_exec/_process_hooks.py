@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from concurrent.futures import Future, _base
 from concurrent.futures.process import (BrokenProcessPool, _ExceptionWithTraceback,
                                         _RemoteTraceback)
@@ -54,6 +55,54 @@ class WorkerDied(BrokenProcessPool):
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return type(self), (self.pid, self.status)
+
+
+class UnpicklingFailed(BrokenProcessPool):
+    """This task's call could not be unpickled in the worker (``side ==
+    "worker"``), or its result or exception could not be unpickled in the
+    parent (``side == "parent"``).  ``__cause__`` is the error unpickling
+    raised (``pickle.UnpicklingError``, ``SystemExit``, whatever a
+    ``__reduce__``'s callable raised), with the worker's traceback as its own
+    ``__cause__`` when it was raised there.
+
+    The stdlib's pool breaks in these cases; native_exec fails only this
+    task, and the pool stays usable.  Being a ``BrokenProcessPool``, it is
+    caught where the stdlib's would be.
+    """
+
+    def __init__(self, message: str, side: str) -> None:
+        super().__init__(message)
+        self.side = side
+
+    @classmethod
+    def of(cls, side: str, what: str, error: BaseException) -> "UnpicklingFailed":
+        """The failure of unpickling `what` on `side`, caused by error."""
+        where = "a worker" if side == "worker" else "the parent"
+        exc = cls("%s could not unpickle %s (%s: %s); only this task failed, the "
+                  "process pool is still usable"
+                  % (where, what, type(error).__name__, error), side)
+        exc.__cause__ = error
+        return exc
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # The cause travels with its traceback as text, which becomes its
+        # own __cause__ (a _RemoteTraceback) where it is rebuilt, as the
+        # stdlib sends a task's exception back.
+        cause, remote = self.__cause__, None
+        if cause is not None:
+            remote = '\n"""\n%s"""' % "".join(
+                traceback.format_exception(type(cause), cause, cause.__traceback__))
+        return _rebuild_unpickling_failed, (type(self), self.args[0], self.side, cause, remote)
+
+
+def _rebuild_unpickling_failed(cls: Any, message: str, side: str,
+                               cause: Optional[BaseException],
+                               remote: Optional[str]) -> UnpicklingFailed:
+    exc = cls(message, side)
+    if cause is not None and remote is not None:
+        cause.__cause__ = _RemoteTraceback(remote)
+    exc.__cause__ = cause
+    return exc
 
 
 class ProcessFuture(Future):  # type: ignore[type-arg]
@@ -179,7 +228,6 @@ def leave_process(code: int) -> int:
     standard streams are flushed, and from 3.13 the atexit handlers
     registered in the worker run, multiprocessing's exit function last."""
     import atexit
-    import traceback
     from multiprocessing import util
 
     def step(fn: Callable[[], Any]) -> None:
@@ -211,6 +259,27 @@ def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any,
 
     asyncio.events._set_running_loop(None)
     return run_initializer(initializer, initargs)
+
+
+def call_unpickle_failed(error: BaseException) -> Any:
+    """In a worker, sent back (as the task's exception) when the call could
+    not be unpickled: UnpicklingFailed, error as its cause."""
+    import pickle
+
+    cause = error
+    try:
+        pickle.dumps(error, 5)
+    except BaseException:
+        cause = RuntimeError("%s: %s (the error could not be pickled either)"
+                             % (type(error).__name__, error))
+        cause.__traceback__ = error.__traceback__
+    return UnpicklingFailed.of("worker", "the call", cause)
+
+
+def outcome_unpickle_failed(error: BaseException, is_error: bool) -> UnpicklingFailed:
+    """In the parent: a result (or exception) that could not be unpickled."""
+    return UnpicklingFailed.of(
+        "parent", "the task's exception" if is_error else "the task's result", error)
 
 
 def wrap_exception(exc: BaseException) -> Any:

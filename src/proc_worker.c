@@ -299,14 +299,27 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
 {
     ne_slot *s = &r->slots[idx];
     void *mapped;
-    PyObject *call = NULL, *value = NULL;
+    PyObject *call = NULL, *value = NULL, *failed = NULL;
     const char *src = span_bytes(r, s, &s->args, s->args_inline, &mapped);
     if (src != NULL) {
         call = ne_blob_load(st, src, s->args.length, &s->args_ready);
+        if (call == NULL) {
+            /* only this task fails: UnpicklingFailed, the error its cause
+             * (should that fail too, its error goes back as any other) */
+            PyObject *exc = PyErr_GetRaisedException();
+            failed = PyObject_CallMethod(st->process_hooks, "call_unpickle_failed", "O", exc);
+            Py_DECREF(exc);
+        }
     }
     if (mapped != NULL) {
         ne_named_release(mapped, s->args.length);
         ne_named_unlink(s->args.name);
+    }
+    if (failed != NULL) {
+        write_result(st, r, w, s, failed, 1);
+        Py_DECREF(failed);
+        post(r, w, idx, more);
+        return;
     }
     if (call != NULL) {
         if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 3) {

@@ -39,17 +39,6 @@ EXPECTED_TO_FAIL = {
     "test_shutdown.test_cancel_futures":
         "issue 9: shutdown(cancel_futures=True) right after a burst of submits cancels "
         "every call, where the stdlib lets max_workers of them start",
-    "test_deadlock.test_error_at_task_unpickle":
-        DESIGN % "a call that cannot be unpickled in the worker fails with its own error, "
-                 "the pool does not break",
-    "test_deadlock.test_error_during_result_unpickle_in_result_handler":
-        DESIGN % "a result that cannot be unpickled fails its future with its own error, "
-                 "the pool does not break",
-    "test_deadlock.test_exit_during_result_unpickle_in_result_handler":
-        DESIGN % "a SystemExit while a result is unpickled fails that future only",
-    "test_deadlock.test_exit_at_task_unpickle":
-        "issue 9: a SystemExit raised while the worker unpickles the call comes back "
-        "as that SystemExit, not yet as a BrokenProcessPool",
     "test_deadlock.test_shutdown_deadlock_pickle": PRIVATE % "_executor_manager_thread",
 }
 NOT_RUN = {
