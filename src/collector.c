@@ -152,6 +152,7 @@ bury(ne_ppool *p, int w)
     int never_ready = !ws->ready;
     ws->init_failed = 0;
     ws->ready = 0;
+    ws->leaving = 0;
     ws->pid = 0;
     atomic_store(&ws->ring_head, 0);
     atomic_store(&ws->ring_tail, 0);

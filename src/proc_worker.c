@@ -279,6 +279,7 @@ post(ne_region *r, int w, uint32_t idx, int more)
     ne_shm *shm = r->shm;
     ne_shm_lock(shm);
     set_returning(r, w, more);
+    r->workers[w].leaving = !more;
     /* ring entry, then count, then state: a death at any point leaves the
      * slot RUNNING (failed by the parent) or fully posted */
     shm->done[shm->done_tail % NE_RING] = idx;
@@ -395,6 +396,7 @@ ne_proc_worker_main(ne_ppool *p, int w)
         if (idx < 0) {
             if (r->shm->stopping) {
                 set_returning(r, w, 0);
+                ws->leaving = 1;
                 ne_shm_unlock(r->shm);
                 leave(st, 0);
             }

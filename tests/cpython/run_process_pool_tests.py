@@ -36,9 +36,6 @@ EXPECTED_TO_FAIL = {
         "mocks threading's thread start to make the stdlib's manager thread fail; "
         "native_exec's collector is a native thread",
     "test_shutdown.test_processes_terminate": PRIVATE % "_processes",
-    "test_shutdown.test_cancel_futures":
-        "issue 9: shutdown(cancel_futures=True) right after a burst of submits cancels "
-        "every call, where the stdlib lets max_workers of them start",
     "test_deadlock.test_shutdown_deadlock_pickle": PRIVATE % "_executor_manager_thread",
 }
 NOT_RUN = {
