@@ -241,12 +241,30 @@ def leave_process(code: int) -> int:
 
     if not STDLIB_RUNS_ATEXIT:
         step(util._exit_function)  # type: ignore[attr-defined]
-    step(threading._shutdown)  # type: ignore[attr-defined]
+    step(_threading_shutdown)
     step(util._flush_std_streams)  # type: ignore[attr-defined]
     if STDLIB_RUNS_ATEXIT:
         step(atexit._run_exitfuncs)
     flush_std_streams()
     return code
+
+
+def _threading_shutdown() -> None:
+    """threading._shutdown(), as a process leaving runs it: threading's exit
+    hooks, then non-daemon threads joined.  A pool made on a thread that
+    threading did not start (a native_exec worker, a C library's thread)
+    forks its workers from that thread, which threading then takes for
+    the main thread although it has none of the main thread's state, and
+    _shutdown() fails on some versions: do the same by hand there."""
+    main = threading.main_thread()
+    if not isinstance(main, threading._DummyThread):  # type: ignore[attr-defined]
+        threading._shutdown()  # type: ignore[attr-defined]
+        return
+    for hook in reversed(threading._threading_atexits):  # type: ignore[attr-defined]
+        hook()
+    for thread in threading.enumerate():
+        if thread is not main and not thread.daemon:
+            thread.join()
 
 
 def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any, ...]) -> bool:

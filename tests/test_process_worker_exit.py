@@ -147,3 +147,15 @@ def test_exit_hooks_run_where_the_stdlibs_run(tmp_path, proc_impl, tasks_per_chi
         assert parent not in ran and set(ran) == set(inherited) - {parent}, (what, hooks)
     if not WORKER_ATEXIT:
         assert hooks["worker-atexit"] == [], hooks
+
+
+def test_workers_of_a_pool_made_on_a_native_thread_leave_cleanly(tmp_path):
+    # forked from a thread threading did not start, which it then takes
+    # for the main thread (threading._shutdown() asserted on 3.10)
+    log = str(tmp_path / "hooks.log")
+    proc = run_script("pool_on_a_native_thread.py", log)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    workers = set(json.loads(proc.stdout.splitlines()[0])["workers"])
+    finalized = read_log(log)["worker-finalizer"]
+    assert workers <= set(finalized) and len(finalized) == len(set(finalized))
