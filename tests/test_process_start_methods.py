@@ -48,7 +48,9 @@ def test_the_default_context(make_ppool):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_max_tasks_per_child_with_every_context(make_ppool, proc_impl, method):
-    if proc_impl.name == "stdlib" and method == "fork" and sys.version_info >= (3, 11):
+    if proc_impl.name == "stdlib" and sys.version_info < (3, 11):
+        pytest.skip("the stdlib has max_tasks_per_child from 3.11")
+    if proc_impl.name == "stdlib" and method == "fork":
         pytest.skip("the stdlib refuses max_tasks_per_child with fork (native runs it)")
     pool = make_ppool(1, mp_context=multiprocessing.get_context(method),
                       max_tasks_per_child=1)
