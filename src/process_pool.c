@@ -848,9 +848,9 @@ join_collector(ne_ppool *p)
     Py_END_ALLOW_THREADS
 }
 
-/* cancel_futures: 0 none, CANCEL_QUEUED those no worker was handed (the
- * stdlib's shutdown(cancel_futures=True)), CANCEL_UNCLAIMED every task no
- * worker has claimed (terminate_workers, kill_workers). */
+/* What a shutdown cancels: nothing, the tasks no worker was handed (the
+ * stdlib's shutdown(cancel_futures=True)), or every task no worker has
+ * claimed (terminate_workers, kill_workers). */
 enum { CANCEL_NONE = 0, CANCEL_QUEUED, CANCEL_UNCLAIMED };
 
 static int
@@ -911,8 +911,8 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
     return shutdown_pool(p, wait, cancel_futures ? CANCEL_QUEUED : CANCEL_NONE);
 }
 
-/* terminate_workers() and kill_workers(): shutdown(wait=False,
- * cancel_futures=True), then the zygote signals every worker (request:
+/* terminate_workers() and kill_workers(): shutdown(wait=False) cancelling
+ * every task not yet claimed, then the zygote signals every worker (request:
  * ZYGOTE_TERMINATE or ZYGOTE_KILL).  What follows is an ordinary shutdown:
  * the collector fails the tasks the dead were running with WorkerDied as
  * it buries them, then stops the zygote and unmaps the region.  Nothing

@@ -27,7 +27,8 @@
  * for it (nwoken).  With c such workers, the oldest c READY tasks in ring
  * order are the ones they will claim; shutdown(cancel_futures=True)
  * withdraws only those behind them, as the stdlib cancels only the calls
- * it has not handed to its workers' queue (ne_ppool_committed()).
+ * it has not handed to its workers' queue (process_pool.c,
+ * committed_workers()).
  *
  * Every update made under the lock leaves a state another process can
  * recover from if the writer dies half-way (the lock is robust): rings may
