@@ -224,7 +224,8 @@ def leave_process(code: int) -> int:
     a task put is lost and its lock is not left taken), non-daemon threads
     are joined and threading's exit hooks run (threading._shutdown(), as
     the stdlib's workers run it: native_exec's own hook there only shuts
-    down pools this worker made, those inherited being foreign here), the
+    down pools this worker made, since the process pools it inherited are
+    foreign here and the fork handlers emptied its thread pools), the
     standard streams are flushed, and from 3.13 the atexit handlers
     registered in the worker run, multiprocessing's exit function last."""
     import atexit
