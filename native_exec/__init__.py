@@ -11,13 +11,14 @@ results through shared memory.
 from ._native import to_process, to_thread
 from ._future import NativeFuture
 from ._process import ProcessPoolExecutor
-from ._process_hooks import WorkerDied
+from ._process_hooks import UnpicklingFailed, WorkerDied
 from ._thread import ThreadPoolExecutor
 
 __all__ = [
     "NativeFuture",
     "ProcessPoolExecutor",
     "ThreadPoolExecutor",
+    "UnpicklingFailed",
     "WorkerDied",
     "to_process",
     "to_thread",

@@ -121,7 +121,11 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
         """Refuse new work; with ``wait``, return when every task has finished
         and the worker processes and the zygote have exited.
 
-        ``cancel_futures`` cancels the tasks no worker has started.
+        ``cancel_futures`` cancels the tasks no worker has been handed: a
+        worker that was started, woken or is free for a task still runs it
+        (so a burst followed at once by this runs ``min(max_workers,
+        calls)`` of them), as the stdlib runs the calls it has handed to
+        its workers' queue.
         """
         self._pool.shutdown(wait, cancel_futures=cancel_futures)
 

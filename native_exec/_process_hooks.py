@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import traceback
 from concurrent.futures import Future, _base
 from concurrent.futures.process import (BrokenProcessPool, _ExceptionWithTraceback,
                                         _RemoteTraceback)
@@ -19,7 +21,7 @@ from ._workers import run_initializer
 
 class WorkerDied(BrokenProcessPool):
     """The worker process running this task died: killed by a signal, or it
-    exited (``os._exit``, ``sys.exit``, a crash) before returning.
+    exited (``os._exit``, a crash) before returning.
 
     Only this task fails; the pool replaces the worker and stays usable.
     ``pid``, ``exitcode`` (negative: the signal number, as
@@ -53,6 +55,54 @@ class WorkerDied(BrokenProcessPool):
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return type(self), (self.pid, self.status)
+
+
+class UnpicklingFailed(BrokenProcessPool):
+    """This task's call could not be unpickled in the worker (``side ==
+    "worker"``), or its result or exception could not be unpickled in the
+    parent (``side == "parent"``).  ``__cause__`` is the error unpickling
+    raised (``pickle.UnpicklingError``, ``SystemExit``, whatever a
+    ``__reduce__``'s callable raised), with the worker's traceback as its own
+    ``__cause__`` when it was raised there.
+
+    The stdlib's pool breaks in these cases; native_exec fails only this
+    task, and the pool stays usable.  Being a ``BrokenProcessPool``, it is
+    caught where the stdlib's would be.
+    """
+
+    def __init__(self, message: str, side: str) -> None:
+        super().__init__(message)
+        self.side = side
+
+    @classmethod
+    def of(cls, side: str, what: str, error: BaseException) -> "UnpicklingFailed":
+        """The failure of unpickling `what` on `side`, caused by error."""
+        where = "a worker" if side == "worker" else "the parent"
+        exc = cls("%s could not unpickle %s (%s: %s); only this task failed, the "
+                  "process pool is still usable"
+                  % (where, what, type(error).__name__, error), side)
+        exc.__cause__ = error
+        return exc
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # The cause travels with its traceback as text, which becomes its
+        # own __cause__ (a _RemoteTraceback) where it is rebuilt, as the
+        # stdlib sends a task's exception back.
+        cause, remote = self.__cause__, None
+        if cause is not None:
+            remote = '\n"""\n%s"""' % "".join(
+                traceback.format_exception(type(cause), cause, cause.__traceback__))
+        return _rebuild_unpickling_failed, (type(self), self.args[0], self.side, cause, remote)
+
+
+def _rebuild_unpickling_failed(cls: Any, message: str, side: str,
+                               cause: Optional[BaseException],
+                               remote: Optional[str]) -> UnpicklingFailed:
+    exc = cls(message, side)
+    if cause is not None and remote is not None:
+        cause.__cause__ = _RemoteTraceback(remote)
+    exc.__cause__ = cause
+    return exc
 
 
 class ProcessFuture(Future):  # type: ignore[type-arg]
@@ -128,8 +178,99 @@ def default_process_pool() -> Any:
 
 # ------------------------------------------------------- in the workers
 
+def _stdlib_runs_atexit() -> bool:
+    """Whether the stdlib's fork workers run atexit handlers on this Python:
+    from 3.13 (gh-83856) popen_fork clears the inherited ones at fork,
+    registers multiprocessing's exit function and runs them all before
+    os._exit(); before, a worker runs none.  Read from the running stdlib
+    rather than its version, so a backport is followed."""
+    from multiprocessing import popen_fork
+
+    return "_run_exitfuncs" in popen_fork.Popen._launch.__code__.co_names
+
+
+#: Read once, in the parent, at import.
+STDLIB_RUNS_ATEXIT = _stdlib_runs_atexit()
+
+
+def start_process() -> None:
+    """In a new worker, before its initializer: what the stdlib's fork
+    workers do between fork() and the pool's code (popen_fork's _launch,
+    BaseProcess._bootstrap).  The parent's multiprocessing finalizers,
+    children and atexit handlers are not the worker's: they would run once
+    per worker (and terminate the parent's children); objects registered
+    with multiprocessing.util.register_after_fork (queues, managers'
+    proxies, ForkAwareLocal) learn that they are in a new process."""
+    import atexit
+    import itertools
+    from multiprocessing import process, util
+
+    if STDLIB_RUNS_ATEXIT:
+        atexit._clear()
+        atexit.register(util._exit_function)
+    process._children = set()  # type: ignore[attr-defined]
+    process._process_counter = itertools.count(1)  # type: ignore[attr-defined]
+    util._finalizer_registry.clear()  # type: ignore[attr-defined]
+    util._run_after_forkers()  # type: ignore[attr-defined]
+
+
+def leave_process(code: int) -> int:
+    """A worker leaving (shut down, max_tasks_per_child, its initializer
+    failed): what a stdlib fork worker runs after its loop, on this Python,
+    then the caller calls os._exit() with the status returned.
+
+    multiprocessing's finalizers run (util._exit_function: a
+    multiprocessing.Queue's feeder thread is flushed and joined, so nothing
+    a task put is lost and its lock is not left taken), non-daemon threads
+    are joined and threading's exit hooks run (threading._shutdown(), as
+    the stdlib's workers run it: native_exec's own hook there only shuts
+    down pools this worker made, since the process pools it inherited are
+    foreign here and the fork handlers emptied its thread pools), the
+    standard streams are flushed, and from 3.13 the atexit handlers
+    registered in the worker run, multiprocessing's exit function last."""
+    import atexit
+    from multiprocessing import util
+
+    def step(fn: Callable[[], Any]) -> None:
+        nonlocal code
+        try:
+            fn()
+        except BaseException:
+            # as _bootstrap reports what escapes a process's run()
+            traceback.print_exc()
+            code = code or 1
+
+    if not STDLIB_RUNS_ATEXIT:
+        step(util._exit_function)  # type: ignore[attr-defined]
+    step(_threading_shutdown)
+    step(util._flush_std_streams)  # type: ignore[attr-defined]
+    if STDLIB_RUNS_ATEXIT:
+        step(atexit._run_exitfuncs)
+    flush_std_streams()
+    return code
+
+
+def _threading_shutdown() -> None:
+    """threading._shutdown(), as a process leaving runs it: threading's exit
+    hooks, then non-daemon threads joined.  A pool made on a thread that
+    threading did not start (a native_exec worker, a C library's thread)
+    forks its workers from that thread, which threading then takes for
+    the main thread although it has none of the main thread's state, and
+    _shutdown() fails on some versions: do the same by hand there."""
+    main = threading.main_thread()
+    if not isinstance(main, threading._DummyThread):  # type: ignore[attr-defined]
+        threading._shutdown()  # type: ignore[attr-defined]
+        return
+    for hook in reversed(threading._threading_atexits):  # type: ignore[attr-defined]
+        hook()
+    for thread in threading.enumerate():
+        if thread is not main and not thread.daemon:
+            thread.join()
+
+
 def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any, ...]) -> bool:
     """Run the pool's initializer; False (and the pool breaks) if it raised."""
+    start_process()
     # A pool created inside a running event loop forks with that loop marked
     # running in this thread (3.12+ resets it at fork; older versions not):
     # a task must be free to call asyncio.run().
@@ -137,6 +278,27 @@ def enter_worker(initializer: Optional[Callable[..., Any]], initargs: Tuple[Any,
 
     asyncio.events._set_running_loop(None)
     return run_initializer(initializer, initargs)
+
+
+def call_unpickle_failed(error: BaseException) -> Any:
+    """In a worker, sent back (as the task's exception) when the call could
+    not be unpickled: UnpicklingFailed, error as its cause."""
+    import pickle
+
+    cause = error
+    try:
+        pickle.dumps(error, 5)
+    except BaseException:
+        cause = RuntimeError("%s: %s (the error could not be pickled either)"
+                             % (type(error).__name__, error))
+        cause.__traceback__ = error.__traceback__
+    return UnpicklingFailed.of("worker", "the call", cause)
+
+
+def outcome_unpickle_failed(error: BaseException, is_error: bool) -> UnpicklingFailed:
+    """In the parent: a result (or exception) that could not be unpickled."""
+    return UnpicklingFailed.of(
+        "parent", "the task's exception" if is_error else "the task's result", error)
 
 
 def wrap_exception(exc: BaseException) -> Any:
@@ -156,17 +318,6 @@ def unpicklable(error: BaseException, value: Any, is_error: bool) -> Any:
 def last_resort() -> Any:
     return _ExceptionWithTraceback(
         RuntimeError("native_exec: the task's outcome could not be sent back"), None)
-
-
-def exit_code(exc: SystemExit) -> int:
-    """The status sys.exit(code) gives a process, message printed as Python does."""
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
 
 
 def flush_std_streams() -> None:

@@ -75,6 +75,19 @@ finish(ne_ppool *p, uint32_t idx)
     if (rec->future != NULL) {
         if (value == NULL) {
             PyObject *exc = PyErr_GetRaisedException();
+            if (src != NULL) {
+                /* read but not rebuilt: UnpicklingFailed, the error its
+                 * cause; only this future fails */
+                PyObject *failed = PyObject_CallMethod(p->st->process_hooks,
+                                                       "outcome_unpickle_failed", "Oi",
+                                                       exc, (int)s->is_error);
+                if (failed != NULL) {
+                    Py_SETREF(exc, failed);
+                }
+                else {
+                    PyErr_WriteUnraisable(rec->future);
+                }
+            }
             ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
             Py_XDECREF(exc);
         }
@@ -139,6 +152,7 @@ bury(ne_ppool *p, int w)
     int never_ready = !ws->ready;
     ws->init_failed = 0;
     ws->ready = 0;
+    ws->leaving = 0;
     ws->pid = 0;
     atomic_store(&ws->ring_head, 0);
     atomic_store(&ws->ring_tail, 0);

@@ -2,8 +2,10 @@
  * run it, pickle what it returned or raised into shared memory, post the
  * slot back.  Forked by the zygote; holds the GIL except while it waits.
  *
- * A task that calls sys.exit() ends the worker with that code, and the
- * parent fails the task with WorkerDied, as for any other death mid-task. */
+ * Whatever a task raises comes back as its exception, SystemExit and
+ * KeyboardInterrupt included, and the worker goes on, as in the stdlib;
+ * only a process that really ends (os._exit, a signal, a crash) fails its
+ * task with WorkerDied. */
 #include "native_exec.h"
 
 #include <errno.h>
@@ -16,12 +18,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The one way out of a worker process (stopping, max_tasks_per_child, an
+ * initializer that failed, an outcome that cannot be sent): run what a
+ * stdlib fork worker runs as it leaves on this Python (multiprocessing's
+ * finalizers, threading's shutdown, from 3.13 the worker's atexit
+ * handlers; _process_hooks.leave_process), then _exit() with the status it
+ * returns.  Called with the GIL, without the region's lock. */
 static _Noreturn void
 leave(ne_state *st, int code)
 {
-    PyObject *r = PyObject_CallMethod(st->process_hooks, "flush_std_streams", NULL);
-    Py_XDECREF(r);
-    PyErr_Clear();
+    PyObject *r = PyObject_CallMethod(st->process_hooks, "leave_process", "i", code);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(st->process_hooks);
+    }
+    else {
+        long status = PyLong_AsLong(r);
+        if (status == -1 && PyErr_Occurred()) {
+            PyErr_WriteUnraisable(st->process_hooks);
+        }
+        else {
+            code = (int)status;
+        }
+        Py_DECREF(r);
+    }
     _exit(code);
 }
 
@@ -260,6 +279,7 @@ post(ne_region *r, int w, uint32_t idx, int more)
     ne_shm *shm = r->shm;
     ne_shm_lock(shm);
     set_returning(r, w, more);
+    r->workers[w].leaving = !more;
     /* ring entry, then count, then state: a death at any point leaves the
      * slot RUNNING (failed by the parent) or fully posted */
     shm->done[shm->done_tail % NE_RING] = idx;
@@ -280,14 +300,27 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
 {
     ne_slot *s = &r->slots[idx];
     void *mapped;
-    PyObject *call = NULL, *value = NULL;
+    PyObject *call = NULL, *value = NULL, *failed = NULL;
     const char *src = span_bytes(r, s, &s->args, s->args_inline, &mapped);
     if (src != NULL) {
         call = ne_blob_load(st, src, s->args.length, &s->args_ready);
+        if (call == NULL) {
+            /* only this task fails: UnpicklingFailed, the error its cause
+             * (should that fail too, its error goes back as any other) */
+            PyObject *exc = PyErr_GetRaisedException();
+            failed = PyObject_CallMethod(st->process_hooks, "call_unpickle_failed", "O", exc);
+            Py_DECREF(exc);
+        }
     }
     if (mapped != NULL) {
         ne_named_release(mapped, s->args.length);
         ne_named_unlink(s->args.name);
+    }
+    if (failed != NULL) {
+        write_result(st, r, w, s, failed, 1);
+        Py_DECREF(failed);
+        post(r, w, idx, more);
+        return;
     }
     if (call != NULL) {
         if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 3) {
@@ -306,14 +339,6 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
     }
     else {
         PyObject *exc = PyErr_GetRaisedException();
-        if (PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
-            /* the task ends its process, as sys.exit() does anywhere */
-            PyObject *code = PyObject_CallMethod(st->process_hooks, "exit_code", "O", exc);
-            int status = code != NULL ? (int)PyLong_AsLong(code) : 1;
-            Py_XDECREF(code);
-            PyErr_Clear();
-            leave(st, status);
-        }
         PyObject *wrapped = PyObject_CallMethod(st->process_hooks, "wrap_exception", "O", exc);
         if (wrapped == NULL) {
             PyErr_Clear();
@@ -371,6 +396,7 @@ ne_proc_worker_main(ne_ppool *p, int w)
         if (idx < 0) {
             if (r->shm->stopping) {
                 set_returning(r, w, 0);
+                ws->leaving = 1;
                 ne_shm_unlock(r->shm);
                 leave(st, 0);
             }

@@ -705,9 +705,37 @@ ppool_claimed(PyObject *self, PyObject *arg)
 
 /* ------------------------------------------------------------ shutdown */
 
-/* Cancel everything no worker has claimed. */
+/* Lock held: how many workers are committed to claiming a READY task
+ * next, each of which has been handed the oldest one left (see shm.h). */
+static uint32_t
+committed_workers(ne_ppool *p)
+{
+    ne_region *r = &p->region;
+    unsigned char running[r->nworkers];
+    memset(running, 0, sizeof(running));
+    for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+        ne_slot *s = &r->slots[idx];
+        if (atomic_load(&s->state) == SLOT_RUNNING && s->worker >= 0
+            && s->worker < r->nworkers) {
+            running[s->worker] = 1;
+        }
+    }
+    uint32_t committed = 0;
+    for (int w = 0; w < r->nworkers; w++) {
+        ne_wslot *ws = &r->workers[w];
+        uint32_t state = atomic_load(&ws->state);
+        committed += state == W_SPAWN
+                     || (state == W_ALIVE && !running[w] && !ws->sleeping && !ws->leaving);
+    }
+    ne_shm *shm = r->shm;
+    committed += shm->nwoken < shm->nsleeping ? shm->nwoken : shm->nsleeping;
+    return committed;
+}
+
+/* Cancel the tasks no worker has claimed; with spare_handed, not those a
+ * worker has been handed (the oldest committed_workers() READY ones). */
 static void
-cancel_unclaimed(ne_ppool *p)
+cancel_unclaimed(ne_ppool *p, int spare_handed)
 {
     ne_state *st = p->st;
     PyObject *cancelled = PyList_New(0);
@@ -716,18 +744,31 @@ cancel_unclaimed(ne_ppool *p)
         return;
     }
     if (p->region.base != NULL) {
-        ne_shm_lock(p->region.shm);
+        ne_shm *shm = p->region.shm;
+        ne_shm_lock(shm);
+        /* spared: the first `spare` READY slots in claim order (a slot's
+         * first entry in the ring is where it is claimed; later ones are
+         * stale) */
+        unsigned char spared[NE_SLOTS] = {0};
+        uint32_t spare = spare_handed ? committed_workers(p) : 0;
+        for (uint64_t i = shm->ready_head; spare > 0 && i != shm->ready_tail; i++) {
+            uint32_t idx = shm->ready[i % NE_RING];
+            if (atomic_load(&p->region.slots[idx].state) == SLOT_READY && !spared[idx]) {
+                spared[idx] = 1;
+                spare--;
+            }
+        }
         uint32_t withdrawn[NE_SLOTS];
         int n = 0;
         for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
             uint32_t expected = SLOT_READY;
-            if (p->records[idx].future != NULL
+            if (p->records[idx].future != NULL && !spared[idx]
                 && atomic_compare_exchange_strong(&p->region.slots[idx].state, &expected,
                                                   SLOT_FREE)) {
                 withdrawn[n++] = idx;
             }
         }
-        ne_shm_unlock(p->region.shm);
+        ne_shm_unlock(shm);
         for (int i = 0; i < n; i++) {
             ne_record *rec = &p->records[withdrawn[i]];
             PyObject *pair = PyTuple_Pack(2, rec->future, rec->bridge ? (PyObject *)rec->bridge : Py_None);
@@ -827,15 +868,20 @@ join_collector(ne_ppool *p)
     Py_END_ALLOW_THREADS
 }
 
-int
-ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
+/* What a shutdown cancels: nothing, the tasks no worker was handed (the
+ * stdlib's shutdown(cancel_futures=True)), or every task no worker has
+ * claimed (terminate_workers, kill_workers). */
+enum { CANCEL_NONE = 0, CANCEL_QUEUED, CANCEL_UNCLAIMED };
+
+static int
+shutdown_pool(ne_ppool *p, int wait, int cancel)
 {
     if (p->foreign) {
         return 0;
     }
     p->shutdown = 1;
-    if (cancel_futures) {
-        cancel_unclaimed(p);
+    if (cancel != CANCEL_NONE) {
+        cancel_unclaimed(p, cancel == CANCEL_QUEUED);
     }
     if (p->collector_state == 0) {
         /* nothing was ever submitted: only the zygote to stop, unless it
@@ -879,8 +925,14 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
     }
 }
 
-/* terminate_workers() and kill_workers(): shutdown(wait=False,
- * cancel_futures=True), then the zygote signals every worker (request:
+int
+ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
+{
+    return shutdown_pool(p, wait, cancel_futures ? CANCEL_QUEUED : CANCEL_NONE);
+}
+
+/* terminate_workers() and kill_workers(): shutdown(wait=False) cancelling
+ * every task not yet claimed, then the zygote signals every worker (request:
  * ZYGOTE_TERMINATE or ZYGOTE_KILL).  What follows is an ordinary shutdown:
  * the collector fails the tasks the dead were running with WorkerDied as
  * it buries them, then stops the zygote and unmaps the region.  Nothing
@@ -888,7 +940,9 @@ ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures)
 int
 ne_ppool_force_shutdown(ne_ppool *p, uint32_t request)
 {
-    if (ne_ppool_shutdown(p, 0, 1) < 0) {
+    /* every call not yet claimed is cancelled: the workers handed one
+     * are about to be signalled */
+    if (shutdown_pool(p, 0, CANCEL_UNCLAIMED) < 0) {
         return -1;
     }
     if (!p->foreign && p->region.base != NULL) {
@@ -1097,7 +1151,7 @@ ppool_dealloc(PyObject *self)
 
 PyDoc_STRVAR(ppool_shutdown_doc,
 "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
-"Refuse new tasks; with cancel_futures, cancel those no worker has taken.\n"
+"Refuse new tasks; with cancel_futures, cancel those no worker was handed.\n"
 "With wait, return once every task has finished and every process is gone.");
 
 static PyObject *

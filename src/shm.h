@@ -20,6 +20,16 @@
  *    +------------- parent consumes the result ------------+
  *    +------------- worker died: parent fails the task ----+ (from RUNNING)
  *
+ * A READY task counts as handed to a worker when some worker is committed
+ * to claiming one next: a worker being spawned for it (W_SPAWN), one alive
+ * and neither running a task, asleep nor leaving (starting, in its
+ * initializer, returning from a task, lingering), or one asleep but woken
+ * for it (nwoken).  With c such workers, the oldest c READY tasks in ring
+ * order are the ones they will claim; shutdown(cancel_futures=True)
+ * withdraws only those behind them, as the stdlib cancels only the calls
+ * it has not handed to its workers' queue (process_pool.c,
+ * committed_workers()).
+ *
  * Every update made under the lock leaves a state another process can
  * recover from if the writer dies half-way (the lock is robust): rings may
  * hold stale indices, so whoever pops one checks the slot's state first.
@@ -87,6 +97,7 @@ typedef struct {
     uint32_t returning;                   /* lock: posted a result, sure to claim before sleeping */
     uint32_t init_failed;                 /* its initializer raised */
     uint32_t ready;                       /* past its initializer */
+    uint32_t leaving;                     /* lock: posted its last task, claims no more */
     uint64_t window_offset;               /* its result ring */
     uint64_t window_size;
     _Atomic uint64_t ring_head;           /* bytes ever reserved (worker) */

@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 import native_exec
+from native_exec import UnpicklingFailed
 from process_fixtures import (  # noqa: F401  (fixtures)
     SCRIPTS, WAIT, blocked, at_barrier, children_of_me, getpid, gone, markers,
     native_ppool, new_barrier, open_gate, pool_family, run_script, shm_entries, square, touch,
@@ -278,7 +279,7 @@ def test_function_defined_in_main_after_the_pool():
     proc = run_script("main_functions.py", "native", "--late")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["late"][0] == "AttributeError" and "late" in out["late"][1]
+    assert out["late"][:2] == ["UnpicklingFailed", "AttributeError"] and "late" in out["late"][2]
     assert out["after_late"] == 25 and out["submit"] == 49
 
 
@@ -286,10 +287,11 @@ def test_result_that_cannot_be_rebuilt_fails_that_future_only(native_ppool):
     # (the stdlib's pool breaks when its result thread cannot unpickle)
     pool = native_ppool(1)
     exc = pool.submit(make_loads_badly).exception(timeout=WAIT)
-    assert type(exc) is ValueError and "cannot be rebuilt" in str(exc)
+    assert type(exc) is UnpicklingFailed and exc.side == "parent"
+    assert type(exc.__cause__) is ValueError and "cannot be rebuilt" in str(exc.__cause__)
     assert pool.submit(square, 8).result(timeout=WAIT) == 64
     exc = pool.submit(raise_needs_two).exception(timeout=WAIT)
-    assert type(exc) is TypeError
+    assert type(exc) is UnpicklingFailed and type(exc.__cause__) is TypeError
     assert pool.submit(square, 9).result(timeout=WAIT) == 81
     assert not pool._broken
 

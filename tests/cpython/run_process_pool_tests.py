@@ -36,23 +36,6 @@ EXPECTED_TO_FAIL = {
         "mocks threading's thread start to make the stdlib's manager thread fail; "
         "native_exec's collector is a native thread",
     "test_shutdown.test_processes_terminate": PRIVATE % "_processes",
-    "test_shutdown.test_cancel_futures":
-        "issue 9: shutdown(cancel_futures=True) right after a burst of submits cancels "
-        "every call, where the stdlib lets max_workers of them start",
-    "test_init.test_initializer":
-        "issue 9: an initializer's failure is logged in the worker, not where the "
-        "test's log handler sees it",
-    "test_deadlock.test_error_at_task_unpickle":
-        DESIGN % "a call that cannot be unpickled in the worker fails with its own error, "
-                 "the pool does not break",
-    "test_deadlock.test_error_during_result_unpickle_in_result_handler":
-        DESIGN % "a result that cannot be unpickled fails its future with its own error, "
-                 "the pool does not break",
-    "test_deadlock.test_exit_during_result_unpickle_in_result_handler":
-        DESIGN % "a SystemExit while a result is unpickled fails that future only",
-    "test_deadlock.test_exit_during_func_exec_on_worker":
-        "issue 9: sys.exit() in a task ends its worker (WorkerDied) instead of "
-        "returning SystemExit",
     "test_deadlock.test_shutdown_deadlock_pickle": PRIVATE % "_executor_manager_thread",
 }
 NOT_RUN = {

@@ -5,7 +5,7 @@ Usage: main_functions.py stdlib|native [--late]
 Prints one JSON line with what the workers computed.  With --late (native
 only), also submits a function defined after the pool was created: the
 zygote is a fork taken at creation, so it must fail that future cleanly (an
-AttributeError from unpickling) and leave the pool usable.
+UnpicklingFailed caused by AttributeError) and leave the pool usable.
 """
 
 import concurrent.futures
@@ -67,7 +67,10 @@ def main():
             globals()["late"] = late
             late.__qualname__ = "late"
             exc = pool.submit(late, 1).exception(timeout=60)
-            out["late"] = [type(exc).__name__, str(exc)]
+            # the worker cannot unpickle the call: UnpicklingFailed, with
+            # pickle's AttributeError as its cause
+            out["late"] = [type(exc).__name__, type(exc.__cause__).__name__,
+                           str(exc.__cause__)]
             out["after_late"] = pool.submit(square, 5).result(timeout=60)
     print(json.dumps(out))
 
