@@ -1,8 +1,9 @@
-"""CPython's own ProcessPoolExecutor tests (fork flavour), run against
-native_exec by tests/cpython/run_process_pool_tests.py, where the running
-Python's test package is installed (Debian: libpython3.X-testsuite; CI
-installs it for 3.14 and 3.15).  The runner fails on any failure it does
-not list, with its reason, as expected."""
+"""CPython's own executor tests (the thread classes and the fork-flavour
+process classes), run against native_exec by
+tests/cpython/run_executor_tests.py, where the running Python's test package
+is installed (pyenv's 3.13; Debian's libpython3.X-testsuite, which CI
+installs for 3.14 and 3.15).  The runner fails on any failure it does not
+list, with its reason, as expected."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-RUNNER = Path(__file__).resolve().parent / "cpython" / "run_process_pool_tests.py"
-MODULES = ["test_process_pool", "test_wait", "test_as_completed", "test_shutdown",
-           "test_deadlock", "test_init"]
+RUNNER = Path(__file__).resolve().parent / "cpython" / "run_executor_tests.py"
+MODULES = ["test_thread_pool", "test_process_pool", "test_wait", "test_as_completed",
+           "test_shutdown", "test_deadlock", "test_init"]
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -30,7 +31,7 @@ def _have_cpython_tests() -> bool:
 
 @pytest.mark.skipif(not _have_cpython_tests(),
                     reason="CPython's test package is not installed for this Python")
-def test_cpython_process_pool_suite(tmp_path):
+def test_cpython_executor_tests(tmp_path):
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
     proc = subprocess.run([sys.executable, str(RUNNER), *MODULES], capture_output=True,
