@@ -66,4 +66,20 @@ PyObject_GetOptionalAttr(PyObject *obj, PyObject *name, PyObject **result)
 }
 #endif
 
+#if PY_VERSION_HEX < 0x030D0000
+/* 3.13 API: the referent of weakref ref in *pobj (a new reference, or NULL
+ * once it is dead); 1 alive, 0 dead, -1 error. */
+static inline int
+PyWeakref_GetRef(PyObject *ref, PyObject **pobj)
+{
+    PyObject *obj = PyWeakref_GetObject(ref);
+    if (obj == NULL) {
+        *pobj = NULL;
+        return -1;
+    }
+    *pobj = obj == Py_None ? NULL : Py_NewRef(obj);
+    return *pobj != NULL;
+}
+#endif
+
 #endif /* NATIVE_EXEC_COMPAT_H */

@@ -117,8 +117,32 @@ loop_pool(ne_state *st, PyObject *loop)
         PyErr_SetString(PyExc_TypeError, "the loop's default executor has no native pool");
         return NULL;
     }
-    Py_XDECREF(executor);
-    return PyObject_CallOneArg(st->loop_default_pool, loop);
+    if (executor != NULL) {
+        Py_DECREF(executor);
+        return PyObject_CallOneArg(st->loop_default_pool, loop);
+    }
+    /* A loop that hides its default executor (uvloop): the pool installed
+     * in the last such loop is remembered, or every call would go through
+     * Python to find it. */
+    PyObject *last = NULL;
+    if (st->hidden_loop != NULL && PyWeakref_GetRef(st->hidden_loop, &last) < 0) {
+        return NULL;
+    }
+    Py_XDECREF(last);
+    if (last == loop) {
+        return Py_NewRef(st->hidden_pool);
+    }
+    PyObject *pool = PyObject_CallOneArg(st->loop_default_pool, loop);
+    if (pool != NULL && PyObject_TypeCheck(pool, st->ThreadPoolType)) {
+        PyObject *ref = PyWeakref_NewRef(loop, NULL);
+        if (ref == NULL) {
+            Py_DECREF(pool);
+            return NULL;
+        }
+        Py_XSETREF(st->hidden_loop, ref);
+        Py_XSETREF(st->hidden_pool, Py_NewRef(pool));
+    }
+    return pool;
 }
 
 static PyObject *
@@ -345,6 +369,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->asyncio_to_thread);
     Py_VISIT(st->loop_default_pool);
     Py_VISIT(st->NativeThreadPoolExecutor);
+    Py_VISIT(st->hidden_loop);
+    Py_VISIT(st->hidden_pool);
     Py_VISIT(st->s_default_executor);
     Py_VISIT(st->s_pool);
     Py_VISIT((PyObject *)st->default_ppool);
@@ -395,6 +421,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->asyncio_to_thread);
     Py_CLEAR(st->loop_default_pool);
     Py_CLEAR(st->NativeThreadPoolExecutor);
+    Py_CLEAR(st->hidden_loop);
+    Py_CLEAR(st->hidden_pool);
     Py_CLEAR(st->s_default_executor);
     Py_CLEAR(st->s_pool);
     Py_CLEAR(st->default_ppool);

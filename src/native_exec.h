@@ -153,6 +153,8 @@ struct ne_state {
     PyObject *asyncio_to_thread;     /* asyncio.to_thread */
     PyObject *loop_default_pool;     /* native_exec._thread.loop_default_pool; on first use */
     PyObject *NativeThreadPoolExecutor; /* native_exec._thread.ThreadPoolExecutor; on first use */
+    PyObject *hidden_loop;           /* weakref: the last loop that hides its default executor */
+    PyObject *hidden_pool;           /* the native pool to_thread installed there */
     PyObject *s_default_executor;    /* "_default_executor" */
     PyObject *s_pool;                /* "_pool" */
     PyObject *default_ppool_factory; /* native_exec._process_hooks.default_process_pool */

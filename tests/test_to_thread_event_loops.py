@@ -113,3 +113,26 @@ def test_worker_that_runs_its_own_loop_with_to_thread(impl):
 
     n, results = run(main())
     assert results == [i * i for i in range(n + 1)]
+
+
+@pytest.mark.parametrize("loop_factory", LOOP_FACTORIES)
+def test_each_loop_keeps_its_own_default_executor(impl, loop_factory):
+    # Two loops used in turns: shutting one's default executor down ends
+    # to_thread there and nowhere else (uvloop hides its executor, so
+    # native_exec remembers the pool it installed; that memory must follow
+    # the loop, not the last call).
+    a, b = loop_factory(), loop_factory()
+    try:
+        for loop in (a, b, a, b):
+            assert loop.run_until_complete(impl.to_thread(pow, 2, 5)) == 32
+        a.run_until_complete(a.shutdown_default_executor())
+        with pytest.raises(RuntimeError):
+            a.run_until_complete(impl.to_thread(pow, 2, 5))
+        assert b.run_until_complete(impl.to_thread(pow, 3, 3)) == 27
+        with pytest.raises(RuntimeError):
+            a.run_until_complete(impl.to_thread(pow, 2, 5))
+        assert b.run_until_complete(impl.to_thread(pow, 3, 4)) == 81
+    finally:
+        for loop in (a, b):
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
