@@ -285,7 +285,7 @@ wait_for_news(ne_ppool *p, uint32_t seq, long timeout_ns)
     }
 }
 
-static void *
+static void
 collector_main(void *arg)
 {
     ne_ppool *p = arg;   /* the starter gave us a reference */
@@ -304,23 +304,23 @@ collector_main(void *arg)
             break;
         }
     }
-    pthread_mutex_lock(&p->cmutex);
     p->collector_state = 2;
-    pthread_cond_broadcast(&p->ccond);
-    pthread_mutex_unlock(&p->cmutex);
     current_collector = NULL;
     Py_DECREF((PyObject *)p);
     PyGILState_Release(gil);
-    return NULL;
 }
 
 /* GIL: start the collector on the first submit. */
 int
 ne_collector_start(ne_ppool *p)
 {
+    if (p->collector == NULL && (p->collector = ne_thread_new()) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     Py_INCREF(p);
     p->collector_state = 1;
-    int rc = ne_thread_start(collector_main, p, &p->collector_thread);
+    int rc = ne_thread_start(p->collector, collector_main, p, NULL);
     if (rc != 0) {
         p->collector_state = 0;
         Py_DECREF(p);

@@ -213,6 +213,7 @@ shutdown_all(PyObject *module, PyObject *Py_UNUSED(ignored))
         }
     }
     Py_DECREF(pools);
+    ne_thread_join_orphans(NE_JOIN_WAIT);
     Py_RETURN_NONE;
 }
 

@@ -5,8 +5,9 @@
  *   task.c         a unit of work: the call, where it runs, how it completes
  *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
  *   worker.c       the pthread each pool worker runs
- *   thread_start.c starting native threads with signals kept for the main
- *                  thread, joining them, the one wait with the GIL released
+ *   native_thread.c the one home of native threads: start (signals kept for
+ *                  the main thread), name, join from any number of callers,
+ *                  and the one wait on a condition with the GIL released
  *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
  *   native_future.c NativeFuture: the asyncio future that starts its call when consumed
  *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
@@ -24,14 +25,17 @@
  *     task from submitter to worker.  Taken with or without the GIL, but no
  *     thread waits for the GIL holding it, so the two cannot deadlock: a
  *     thread holding the GIL waits on the pool's conditions only through
- *     ne_wait_until (thread_start.c), which lets the GIL go before taking
+ *     ne_wait_until (native_thread.c), which lets the GIL go before taking
  *     the mutex and retakes it after letting the mutex go.  nqueued is
  *     _Atomic: linger() (worker.c) peeks at it unlocked.  Nesting: the
  *     registry lock, then pool mutexes (fork_prepare).
  *   - registry_lock (thread_pool.c): the static `registry` and ne_pool.next
  *     (listed under GIL below, but it is this lock): fork handlers walk it.
- *   - ne_ppool.cmutex/ccond: collector_joined, and collector_state's move
- *     to 2, which shutdown(wait=True) waits for with the GIL released.
+ *   - ne_thread.mutex (native_thread.c): a handle's state, joining and
+ *     orphaned flags; its refs are atomic.  Joiners wait on it through
+ *     ne_wait_until.  Nesting: a pool mutex, then handle mutexes (reap).
+ *   - orphans_lock (native_thread.c): the orphan list; held only to link
+ *     or unlink, never across a wait; reinitialised in a forked child.
  *   - ne_shm.lock (robust, process-shared, see shm.h): rings, slot states,
  *     worker counters shared with the zygote and workers.
  *   - concurrent.futures.Future._condition: that future's state, changed by
@@ -71,7 +75,7 @@
  *   streaming/release_deferred), free_slots, nfree, arena, pending_head/tail,
  *   npending, next_ticket, nalive, shutdown, starting, broken, nsubmitting,
  *   startup_deaths, zygote_pid and region.base (listed as set at creation,
- *   but cleared later), collector_state 0->1, collector_thread.  Touched by
+ *   but cleared later), collector_state (0->1->2), collector.  Touched by
  *   submitting threads (enqueue, refill), cancellers (_withdraw, _claimed,
  *   cancel_unclaimed), the collector (finish, bury, ne_ppool_break, refill,
  *   ne_ppool_finish), the done-callbacks it runs, and stats().  Invariants
@@ -80,8 +84,8 @@
  *   and release_slot against finish.  Port: one per-pool mutex, dropped
  *   around Python (pickling, completing futures) and ne_ppool_stream's
  *   GIL-free copy, which records[].streaming defers recycling for.
- *   collector_thread is written by pthread_create in the starter: publish
- *   it under cmutex before anyone may join.  batch: the collector's alone.
+ *   collector is set by the starter before the thread runs, and joined
+ *   through its handle (native_thread.c: its own mutex).  batch: the collector's alone.
  *   foreign: set only in a forked child.
  *   region.shm/slots/workers: set at creation; wait_for_news reads them
  *   without the GIL, safe as only the collector unmaps once it has one.
@@ -114,6 +118,7 @@
 typedef struct ne_state ne_state;
 typedef struct ne_task ne_task;
 typedef struct ne_bridge ne_bridge;
+typedef struct ne_thread ne_thread;
 typedef struct ne_pool ne_pool;
 typedef struct ne_worker ne_worker;
 typedef struct ne_ppool ne_ppool;
@@ -278,6 +283,7 @@ struct ne_worker {
     int returning;          /* mutex: finished a task, about to look at the queue */
     int promised;           /* mutex: started, or claimed while returning, for a
                              * queued call; cleared as it next looks at the queue */
+    ne_thread *thread;      /* strong; handed to pool->gone as the worker leaves */
     PyObject *name;         /* str: threading name, f"{prefix}_{index}" */
     char os_name[16];       /* the same, cut to the 15 bytes Linux keeps */
 };
@@ -302,9 +308,9 @@ struct ne_pool {
     int shutdown;
     int broken;              /* an initializer failed; the pool refuses work */
     ne_worker *workers;
-    pthread_t *gone;         /* threads of workers that left, not yet joined */
+    ne_thread **gone;        /* strong: threads of workers that left, not yet
+                              * seen joined by a reap */
     size_t ngone, gone_cap;
-    size_t njoining;         /* taken from `gone` by a reap, joins not done */
 
     /* set at creation, then read-only */
     int max_workers;
@@ -348,15 +354,36 @@ PyObject *ne_pool_run(ne_pool *p, PyObject *loop, PyObject *runner, const char *
 int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
 void ne_pool_break(ne_pool *p);
 void ne_pool_reap(ne_pool *p, int block);
-void ne_pool_note_gone(ne_pool *p);
+void ne_pool_note_gone(ne_pool *p, ne_thread *thread);
 int ne_pool_install_fork_handlers(void);
 PyObject *ne_pool_snapshot(void);
 void ne_pool_after_fork_child(ne_pool *p, int quiet);
 
-/* ------------------------------------------------------ thread_start.c */
+/* ----------------------------------------------------- native_thread.c */
 
-int ne_thread_start(void *(*fn)(void *), void *arg, pthread_t *thread);
-void ne_thread_join(pthread_t thread);
+typedef enum {
+    NE_THREAD_NOT_STARTED,
+    NE_THREAD_RUNNING,
+    NE_THREAD_DONE,          /* its function returned; a join is short */
+    NE_THREAD_JOINED,        /* joined or detached: nothing left to wait for */
+} ne_thread_state;
+
+typedef enum {
+    NE_JOIN_WAIT,            /* the thread is ending: wait, not interruptible */
+    NE_JOIN_INTERRUPTIBLE,   /* it may run long: signal handlers run meanwhile */
+    NE_JOIN_IF_DONE,         /* join only a thread whose function returned */
+} ne_join_how;
+
+ne_thread *ne_thread_new(void);
+void ne_thread_incref(ne_thread *t);
+void ne_thread_decref(ne_thread *t);
+int ne_thread_start(ne_thread *t, void (*fn)(void *), void *arg, const char *os_name);
+int ne_thread_join(ne_thread *t, ne_join_how how);
+ne_thread_state ne_thread_get_state(ne_thread *t);
+int ne_thread_is_current(ne_thread *t);
+void ne_thread_after_fork_child(ne_thread *t);
+void ne_thread_join_orphans(ne_join_how how);
+void ne_thread_fork_child(void);
 int ne_wait_until(pthread_mutex_t *mutex, pthread_cond_t *cond,
                   int (*done)(void *arg), void *arg, int interruptible);
 
@@ -439,13 +466,10 @@ struct ne_ppool {
     PyObject *broken;        /* str: why the pool is unusable, or NULL */
     int foreign;             /* this process is a fork of the pool's owner */
     int collector_state;     /* 0 not started, 1 running, 2 finished */
-    pthread_t collector_thread;
-    int collector_joined;    /* cmutex: 0, 1 being joined, 2 gone */
+    ne_thread *collector;    /* strong, from the first submit on */
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int startup_deaths;      /* workers in a row that died in their initializer */
     uint32_t batch[NE_RING]; /* the collection round's results */
-    pthread_mutex_t cmutex;  /* with ccond: shutdown(wait=True) waits for the collector */
-    pthread_cond_t ccond;
     ne_ppool *next;          /* link in st->ppools */
 };
 

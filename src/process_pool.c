@@ -840,34 +840,6 @@ unmap(ne_ppool *p)
     ne_region_unmap(&p->region);
 }
 
-/* GIL: once the collector has finished, wait for its thread to be gone;
- * a second caller meanwhile waits for the first one's join. */
-static void
-join_collector(ne_ppool *p)
-{
-    if (p->collector_state == 0) {
-        return;
-    }
-    pthread_mutex_lock(&p->cmutex);
-    int first = p->collector_joined == 0;
-    p->collector_joined = first ? 1 : p->collector_joined;
-    pthread_mutex_unlock(&p->cmutex);
-    if (first) {
-        ne_thread_join(p->collector_thread);
-    }
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&p->cmutex);
-    if (first) {
-        p->collector_joined = 2;
-        pthread_cond_broadcast(&p->ccond);
-    }
-    while (p->collector_joined != 2) {
-        pthread_cond_wait(&p->ccond, &p->cmutex);
-    }
-    pthread_mutex_unlock(&p->cmutex);
-    Py_END_ALLOW_THREADS
-}
-
 /* What a shutdown cancels: nothing, the tasks no worker was handed (the
  * stdlib's shutdown(cancel_futures=True)), or every task no worker has
  * claimed (terminate_workers, kill_workers). */
@@ -898,31 +870,7 @@ shutdown_pool(ne_ppool *p, int wait, int cancel)
     if (!wait || ne_collector_is_current(p)) {
         return 0;
     }
-    for (;;) {
-        int finished;
-        Py_BEGIN_ALLOW_THREADS
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 50 * 1000 * 1000;
-        if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
-            deadline.tv_sec += 1;
-            deadline.tv_nsec -= 1000 * 1000 * 1000;
-        }
-        pthread_mutex_lock(&p->cmutex);
-        while (p->collector_state != 2
-               && pthread_cond_timedwait(&p->ccond, &p->cmutex, &deadline) != ETIMEDOUT) {
-        }
-        finished = p->collector_state == 2;
-        pthread_mutex_unlock(&p->cmutex);
-        Py_END_ALLOW_THREADS
-        if (finished) {
-            join_collector(p);
-            return 0;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-    }
+    return ne_thread_join(p->collector, NE_JOIN_INTERRUPTIBLE) < 0 ? -1 : 0;
 }
 
 int
@@ -1002,9 +950,9 @@ ne_ppool_after_fork_child(ne_ppool *p, int quiet)
     p->region.base = NULL;   /* MADV_DONTFORK: not mapped here */
     p->zygote_pid = 0;       /* not this process's child */
     p->collector_state = 2;
-    p->collector_joined = 2; /* its thread is the parent's */
-    pthread_mutex_init(&p->cmutex, NULL);
-    pthread_cond_init(&p->ccond, NULL);
+    if (p->collector != NULL) {
+        ne_thread_after_fork_child(p->collector);
+    }
     PyObject *reason = PyUnicode_FromFormat(
         "the process pool belongs to process %d, not to this forked child", (int)p->owner_pid);
     for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
@@ -1064,8 +1012,6 @@ ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     p->initializer = Py_NewRef(initializer);
     p->initargs = initargs != NULL ? Py_NewRef(initargs) : PyTuple_New(0);
     p->owner_pid = getpid();
-    pthread_mutex_init(&p->cmutex, NULL);
-    pthread_cond_init(&p->ccond, NULL);
     for (int i = 0; i < NE_SLOTS; i++) {
         p->free_slots[i] = (uint32_t)(NE_SLOTS - 1 - i);
     }
@@ -1120,9 +1066,10 @@ ppool_dealloc(PyObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     registry_unlink(p);
-    if (!p->foreign) {
-        join_collector(p);
+    if (!p->foreign && p->collector != NULL) {
+        (void)ne_thread_join(p->collector, NE_JOIN_WAIT);
     }
+    ne_thread_decref(p->collector);
     if (!p->foreign && p->zygote_pid > 0) {
         /* never shut down and no collector ran: nothing is in flight */
         stop_processes(p, ZYGOTE_KILL);
@@ -1140,8 +1087,6 @@ ppool_dealloc(PyObject *self)
         unmap(p);
     }
     ne_arena_fini(&p->arena);
-    pthread_cond_destroy(&p->ccond);
-    pthread_mutex_destroy(&p->cmutex);
     Py_CLEAR(p->initializer);
     Py_CLEAR(p->initargs);
     Py_CLEAR(p->broken);

@@ -238,83 +238,72 @@ wait_for_workers(ne_pool *p, int keep)
     return ne_wait_until(&p->mutex, &p->exited, workers_left, &w, 1);
 }
 
-/* mutex: note a thread to join later; 0, or -1 if there was no memory. */
-static int
-remember_gone(ne_pool *p, pthread_t thread)
+/* mutex: a worker leaving hands its thread over, to be joined by
+ * ne_pool_reap.  Without memory to note it, the handle is dropped: its
+ * thread is then detached as it ends and only the joining is lost. */
+void
+ne_pool_note_gone(ne_pool *p, ne_thread *thread)
 {
     if (p->ngone == p->gone_cap) {
         size_t cap = p->gone_cap ? 2 * p->gone_cap : 8;
-        pthread_t *grown = PyMem_RawRealloc(p->gone, cap * sizeof(pthread_t));
+        ne_thread **grown = PyMem_RawRealloc(p->gone, cap * sizeof(*grown));
         if (grown == NULL) {
-            return -1;
+            ne_thread_decref(thread);
+            return;
         }
         p->gone = grown;
         p->gone_cap = cap;
     }
     p->gone[p->ngone++] = thread;
-    return 0;
 }
 
-/* A worker thread leaving, under the mutex: it will be joined by
- * ne_pool_reap. */
-void
-ne_pool_note_gone(ne_pool *p)
+/* mutex: drop the threads seen joined; the first not yet joined at or
+ * after *from (a new reference; *from moves past it), or NULL. */
+static ne_thread *
+next_unjoined(ne_pool *p, size_t *from)
 {
-    if (remember_gone(p, pthread_self()) < 0) {
-        pthread_detach(pthread_self());
+    size_t kept = 0;
+    ne_thread *found = NULL;
+    for (size_t i = 0; i < p->ngone; i++) {
+        ne_thread *t = p->gone[i];
+        if (ne_thread_get_state(t) == NE_THREAD_JOINED) {
+            ne_thread_decref(t);
+            continue;
+        }
+        if (found == NULL && kept >= *from) {
+            found = t;
+            *from = kept + 1;
+            ne_thread_incref(t);
+        }
+        p->gone[kept++] = t;
     }
+    p->ngone = kept;
+    return found;
 }
 
-/* mutex: no reap is joining threads it took from `gone`. */
-static int
-no_joins_pending(void *arg)
-{
-    return ((ne_pool *)arg)->njoining == 0;
-}
-
-/* GIL: join the workers that have left.  The thread of a worker goes
- *
- *   serving --> gone (in p->gone, as it leaves, under the mutex)
- *           --> joining (taken by one reap, counted in njoining) --> joined
- *
- * so each thread is joined by exactly one caller, whichever took it.
- * block: wait for each to be gone (GIL released), and then for the joins
- * other reaps are doing (on `exited`, through ne_wait_until), so that a
+/* GIL: join the workers that have left (p->gone).  Any number of reaps may
+ * run at once; each thread's handle lets one of them join it and the
+ * others wait.  block: join every one, waiting for each to end, so that a
  * shutdown(wait=True) racing another returns only once every thread is
- * gone; otherwise join only those already gone, never waiting.  The threads
- * waited for have left Python and are only exiting, so the wait is short
- * and not interruptible. */
+ * gone; the threads waited for have left Python and are only exiting, so
+ * the wait is short and not interruptible.  Otherwise join only those
+ * whose function has returned, never waiting. */
 void
 ne_pool_reap(ne_pool *p, int block)
 {
-    pthread_mutex_lock(&p->mutex);
-    pthread_t *gone = p->gone;
-    size_t n = p->ngone;
-    p->gone = NULL;
-    p->ngone = p->gone_cap = 0;
-    p->njoining += n;
-    pthread_mutex_unlock(&p->mutex);
-    for (size_t i = 0; i < n; i++) {
+    size_t from = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mutex);
+        ne_thread *t = next_unjoined(p, &from);
+        pthread_mutex_unlock(&p->mutex);
+        if (t == NULL) {
+            return;
+        }
+        (void)ne_thread_join(t, block ? NE_JOIN_WAIT : NE_JOIN_IF_DONE);
+        ne_thread_decref(t);
         if (block) {
-            ne_thread_join(gone[i]);
+            from = 0;   /* every one left must be joined; start again */
         }
-        else if (pthread_tryjoin_np(gone[i], NULL) == EBUSY) {
-            pthread_mutex_lock(&p->mutex);
-            if (remember_gone(p, gone[i]) < 0) {
-                pthread_detach(gone[i]);
-            }
-            pthread_mutex_unlock(&p->mutex);
-        }
-    }
-    PyMem_RawFree(gone);
-    pthread_mutex_lock(&p->mutex);
-    p->njoining -= n;
-    if (n > 0) {
-        pthread_cond_broadcast(&p->exited);
-    }
-    pthread_mutex_unlock(&p->mutex);
-    if (block) {
-        (void)ne_wait_until(&p->mutex, &p->exited, no_joins_pending, p, 0);
     }
 }
 
@@ -371,6 +360,7 @@ fork_parent(void)
 static void
 fork_child(void)
 {
+    ne_thread_fork_child();
     /* A task running on a worker may fork: that worker is the thread that
      * goes on in the child, with its task, and stays in its pool. */
     ne_worker *self = ne_worker_current();
@@ -401,7 +391,7 @@ fork_child(void)
             ttail = &(*ttail)->next;
         }
         *ttail = take_all(p);
-        p->ngone = p->njoining = 0;  /* the parent's threads: not here */
+        p->ngone = 0;  /* the parent's threads: not here (their handles are leaked) */
         p->nthreads = survivor != NULL;
         p->nidle = p->nwoken = p->nreturning = p->npromised = 0;
         if (survivor != NULL) {
@@ -601,6 +591,7 @@ pool_dealloc(PyObject *self)
     if (p->st != NULL) {
         registry_unlink(p);
         ne_pool_reap(p, 1);
+        PyMem_RawFree(p->gone);
         abandon_all(p->st, take_all(p), NULL);
         pthread_cond_destroy(&p->exited);
         pthread_cond_destroy(&p->work);

@@ -167,19 +167,19 @@ unlink_worker(ne_pool *p, ne_worker *w)
 void
 ne_worker_forget(ne_worker *w)
 {
+    ne_thread_decref(w->thread);
     Py_DECREF(w->name);
     Py_DECREF((PyObject *)w->pool);
     PyMem_RawFree(w);
 }
 
-static void *
+static void
 worker_main(void *arg)
 {
     ne_worker *w = arg;
     ne_pool *p = w->pool;
     ne_state *st = p->st;
     current_worker = w;
-    pthread_setname_np(pthread_self(), w->os_name);
 
     PyGILState_STATE gil = PyGILState_Ensure();
     PyObject *entered = PyObject_CallFunctionObjArgs(
@@ -205,13 +205,13 @@ worker_main(void *arg)
     keep_promise(p, w);  /* its initializer failed before it looked */
     unlink_worker(p, w);
     p->nthreads--;
-    ne_pool_note_gone(p);
+    ne_pool_note_gone(p, w->thread);
+    w->thread = NULL;
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->mutex);
     current_worker = NULL;
     ne_worker_forget(w);
     PyGILState_Release(gil);
-    return NULL;
 }
 
 /* The OS keeps 15 bytes of a thread name: keep the "_index" suffix whole
@@ -271,13 +271,17 @@ ne_worker_spawn(ne_pool *p)
     pthread_mutex_unlock(&p->mutex);
     make_os_name(w->os_name, prefix, w->index);
     w->name = PyUnicode_FromFormat("%U_%lu", p->prefix, w->index);
-    pthread_t thread;
-    int rc = w->name == NULL ? -1 : ne_thread_start(worker_main, w, &thread);
+    w->thread = w->name == NULL ? NULL : ne_thread_new();
+    if (w->name != NULL && w->thread == NULL) {
+        PyErr_NoMemory();
+    }
+    int rc = w->thread == NULL ? -1 : ne_thread_start(w->thread, worker_main, w, w->os_name);
     if (rc != 0) {
         pthread_mutex_lock(&p->mutex);
         unlink_worker(p, w);
         pthread_mutex_unlock(&p->mutex);
-        if (w->name == NULL) {
+        if (w->thread == NULL) {
+            Py_XDECREF(w->name);
             Py_DECREF((PyObject *)p);
             PyMem_RawFree(w);
             return -1;
