@@ -1,13 +1,58 @@
-/* The asyncio bridge: how results computed on worker threads reach the
- * event loop that awaits them.
+/* The asyncio bridge: how outcomes computed off an event loop's thread
+ * reach the futures awaiting them on it.
  *
- * One Bridge exists per loop that has work in flight (tasks hold strong
- * references to it, so it lives exactly as long as that work).  A worker
- * that finishes a task appends it to the bridge's batch; only the first
- * task of a batch pays for loop.call_soon_threadsafe(bridge), the one
- * wake-up of the loop.  When the loop calls the bridge it completes every
- * future in the batch.  All of it is protected by the GIL. */
+ * One Bridge exists per loop that has work in flight (tasks and process
+ * pool records hold strong references to it, so it lives exactly as long as
+ * that work).  A thread with an outcome for one of its futures appends it
+ * to the bridge's batch; only the first outcome of a batch pays for
+ * loop.call_soon_threadsafe(bridge), the one wake-up of the loop.  When the
+ * loop calls the bridge it completes every future in the batch
+ * (ne_complete_now).  All of it is protected by the GIL. */
 #include "native_exec.h"
+
+/* Nodes of drained batches kept for the next outcomes, so that a
+ * completion costs no allocation once the module is warm; enough for a
+ * typical batch, few enough not to matter. */
+#define SPARE_OUTCOMES_MAX 1024
+
+static ne_outcome *
+outcome_new(ne_state *st)
+{
+    ne_outcome *o = st->spare_outcomes;
+    if (o != NULL) {
+        st->spare_outcomes = o->next;
+        st->nspare_outcomes--;
+        return o;
+    }
+    return PyMem_Malloc(sizeof(*o));
+}
+
+/* Release o's references and keep or free the node. */
+static void
+outcome_free(ne_state *st, ne_outcome *o)
+{
+    Py_DECREF(o->future);
+    Py_XDECREF(o->value);
+    if (st->nspare_outcomes < SPARE_OUTCOMES_MAX) {
+        o->next = st->spare_outcomes;
+        st->spare_outcomes = o;
+        st->nspare_outcomes++;
+        return;
+    }
+    PyMem_Free(o);
+}
+
+/* module_clear: the spare nodes go. */
+void
+ne_bridge_clear_spares(ne_state *st)
+{
+    while (st->spare_outcomes != NULL) {
+        ne_outcome *o = st->spare_outcomes;
+        st->spare_outcomes = o->next;
+        PyMem_Free(o);
+    }
+    st->nspare_outcomes = 0;
+}
 
 static void
 bridge_unlink(ne_bridge *b)
@@ -49,37 +94,47 @@ ne_bridge_for_loop(ne_state *st, PyObject *loop)
     return b;
 }
 
-static ne_task *
+static ne_outcome *
 take_batch(ne_bridge *b)
 {
-    ne_task *batch = b->head;
+    ne_outcome *batch = b->head;
     b->head = b->tail = NULL;
     b->scheduled = 0;
     return batch;
 }
 
 static void
-free_batch(ne_task *t)
+free_batch(ne_state *st, ne_outcome *o)
 {
-    while (t != NULL) {
-        ne_task *next = t->next;
-        ne_task_free(t);
-        t = next;
+    while (o != NULL) {
+        ne_outcome *next = o->next;
+        outcome_free(st, o);
+        o = next;
     }
 }
 
-/* Queue a finished task for completion on the loop; consumes t. */
+/* Queue an outcome for future (borrowed) to be completed on the loop:
+ * value (borrowed) is the result or the exception, NULL when cancelled. */
 void
-ne_bridge_post(ne_bridge *b, ne_task *t)
+ne_bridge_post(ne_bridge *b, PyObject *future, ne_ending how, PyObject *value)
 {
-    t->next = NULL;
+    ne_outcome *o = outcome_new(b->st);
+    if (o == NULL) {
+        PyErr_NoMemory();
+        PyErr_WriteUnraisable(future);
+        return;
+    }
+    o->next = NULL;
+    o->future = Py_NewRef(future);
+    o->value = Py_XNewRef(value);
+    o->how = how;
     if (b->tail != NULL) {
-        b->tail->next = t;
+        b->tail->next = o;
     }
     else {
-        b->head = t;
+        b->head = o;
     }
-    b->tail = t;
+    b->tail = o;
     if (b->scheduled) {
         return;
     }
@@ -101,7 +156,7 @@ ne_bridge_post(ne_bridge *b, ne_task *t)
     else {
         Py_DECREF(exc);
     }
-    free_batch(take_batch(b));
+    free_batch(b->st, take_batch(b));
 }
 
 /* Called by the loop: complete every future of the batch. */
@@ -109,15 +164,16 @@ static PyObject *
 bridge_call(PyObject *self, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwargs))
 {
     ne_bridge *b = (ne_bridge *)self;
-    ne_task *t = take_batch(b);
-    Py_INCREF(self);  /* freeing the last task may drop the last other reference */
-    while (t != NULL) {
-        ne_task *next = t->next;
-        ne_task_complete_async(b->st, t);
-        ne_task_free(t);
-        t = next;
+    ne_state *st = b->st;
+    ne_outcome *o = take_batch(b);
+    while (o != NULL) {
+        ne_outcome *next = o->next;
+        if (ne_complete_now(st, o->future, 1, o->how, o->value) < 0) {
+            PyErr_WriteUnraisable(o->future);
+        }
+        outcome_free(st, o);
+        o = next;
     }
-    Py_DECREF(self);
     Py_RETURN_NONE;
 }
 
@@ -128,11 +184,9 @@ bridge_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(b->loop);
     Py_VISIT(b->call_soon_threadsafe);
-    for (ne_task *t = b->head; t != NULL; t = t->next) {
-        int r = ne_task_traverse(t, visit, arg);
-        if (r != 0) {
-            return r;
-        }
+    for (ne_outcome *o = b->head; o != NULL; o = o->next) {
+        Py_VISIT(o->future);
+        Py_VISIT(o->value);
     }
     return 0;
 }
@@ -141,7 +195,7 @@ static int
 bridge_clear(PyObject *self)
 {
     ne_bridge *b = (ne_bridge *)self;
-    free_batch(take_batch(b));
+    free_batch(b->st, take_batch(b));
     Py_CLEAR(b->call_soon_threadsafe);
     Py_CLEAR(b->loop);
     return 0;

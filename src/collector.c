@@ -88,14 +88,14 @@ finish(ne_ppool *p, uint32_t idx)
                     PyErr_WriteUnraisable(rec->future);
                 }
             }
-            ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
+            ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
             Py_XDECREF(exc);
         }
         else if (s->is_error) {
-            ne_ppool_complete(p, rec->future, rec->bridge, NULL, value);
+            ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, value);
         }
         else {
-            ne_ppool_complete(p, rec->future, rec->bridge, value, NULL);
+            ne_complete(p->st, rec->future, rec->bridge, NE_RESULT, value);
         }
     }
     PyErr_Clear();
@@ -168,7 +168,7 @@ bury(ne_ppool *p, int w)
             if (exc == NULL) {
                 exc = PyErr_GetRaisedException();
             }
-            ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
+            ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
             Py_XDECREF(exc);
         }
         ne_ppool_release_slot(p, lost[i]);

@@ -463,6 +463,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->s_call_soon_threadsafe);
     Py_CLEAR(st->s_is_closed);
     Py_CLEAR(st->kw_loop);
+    ne_bridge_clear_spares(st);
     return 0;
 }
 

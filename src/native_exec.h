@@ -3,12 +3,14 @@
  * Layout of the C core:
  *   module.c       module state, multi-phase init, to_thread, exit and fork hooks
  *   task.c         a unit of work: the call, where it runs, how it completes
+ *   completion.c   completing a future, the one way: at once, through its
+ *                  loop's bridge, or in a forked child
  *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
  *   worker.c       the pthread each pool worker runs
  *   native_thread.c the one home of native threads: start (signals kept for
  *                  the main thread), name, join from any number of callers,
  *                  and the one wait on a condition with the GIL released
- *   bridge.c       completions handed back to an asyncio loop, one wake-up a batch
+ *   bridge.c       outcomes handed to an asyncio loop, one wake-up a batch
  *   native_future.c NativeFuture: the asyncio future that starts its call when consumed
  *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
  *   payload.c      objects pickled into and out of shared memory
@@ -54,17 +56,20 @@
  *     PyUnstable_TryIncRef in ne_bridge_for_loop and snapshot_pools, since
  *     an entry may already be in dealloc (so may ne_pool_snapshot's).
  *   The other fields are set by module_exec, read-only until module_clear.
- * GIL, bridge.c (ne_bridge.head/tail/scheduled, the batch): posted to by
- *   thread-pool workers (ne_task_finish), the collector (ne_ppool_complete),
- *   threads abandoning work (shutdown, a broken pool, cancel_unclaimed);
- *   taken by the loop thread (bridge_call).  Port: a per-bridge mutex,
- *   not held across call_soon_threadsafe.
- * GIL, task.c (ne_task): the worker writes result/error in ne_task_run; for
- *   a concurrent future it completes it itself, for an asyncio one the
- *   bridge hand-off (GIL release/acquire; then the bridge mutex) orders
- *   those writes, and error/cancel from an abandoning thread, before the
- *   loop thread reads them.  ne_task_begin calls done() on an asyncio
- *   future off its loop (3.14t: _asyncio.Future's own critical section).
+ * GIL, bridge.c (ne_bridge.head/tail/scheduled, the batch of outcomes;
+ *   ne_state.spare_outcomes/nspare_outcomes, the nodes kept for reuse):
+ *   posted to through ne_complete by thread-pool workers (ne_task_finish),
+ *   the collector, threads abandoning work (shutdown, a broken pool,
+ *   cancel_unclaimed); taken by the loop thread (bridge_call).  Port: a
+ *   per-bridge mutex, not held across call_soon_threadsafe, and one for
+ *   the spare nodes (or a per-thread cache).
+ * GIL, task.c (ne_task): the worker writes result/error in ne_task_run and
+ *   hands them to ne_complete: a concurrent future it completes itself, for
+ *   an asyncio one the outcome node takes its own references, and the
+ *   bridge hand-off (GIL release/acquire; then the bridge mutex) orders its
+ *   writes, and those of an abandoning thread, before the loop thread reads
+ *   them.  ne_task_begin calls done() on an asyncio future off its loop
+ *   (3.14t: _asyncio.Future's own critical section).
  * GIL, thread_pool.c/worker.c (ne_pool):
  *   forked_workers, forked_tasks: filled by fork_child (atfork, no GIL) and
  *     drained by ne_pool_after_fork_child, both in the child's one thread:
@@ -119,6 +124,7 @@ typedef struct ne_state ne_state;
 typedef struct ne_task ne_task;
 typedef struct ne_bridge ne_bridge;
 typedef struct ne_thread ne_thread;
+typedef struct ne_outcome ne_outcome;
 typedef struct ne_pool ne_pool;
 typedef struct ne_worker ne_worker;
 typedef struct ne_ppool ne_ppool;
@@ -177,6 +183,8 @@ struct ne_state {
     /* GIL */
     ne_ppool *default_ppool;         /* strong; created by the first to_process */
     ne_bridge *bridges;              /* borrowed; every live bridge */
+    ne_outcome *spare_outcomes;      /* bridge.c: nodes kept for reuse */
+    int nspare_outcomes;
     ne_ppool *ppools;                /* borrowed; every live process pool */
     int exiting;                     /* interpreter is shutting down: no new work */
 };
@@ -224,7 +232,8 @@ ne_call_bool(PyObject *obj, PyObject *name)
  *                        +--> cancelled or failed unrun              |
  *                                     |                              |
  *          concurrent future: completed at once by the same thread <-+
- *          asyncio future: posted to its Bridge, completed on the loop
+ *          asyncio future: its outcome posted to its Bridge, completed
+ *                          on the loop (ne_complete either way)
  *
  * A task owns strong references to everything it names; ne_task_free
  * releases them and must be called with the GIL. */
@@ -237,8 +246,7 @@ struct ne_task {
     PyObject *future;       /* NativeFuture if bridge, else concurrent.futures.Future */
     ne_bridge *bridge;      /* strong, or NULL for a concurrent future */
     PyObject *result;       /* set by ne_task_run on success */
-    PyObject *error;        /* set by ne_task_run on failure, or the reason it never ran */
-    int cancel;             /* complete the future as cancelled */
+    PyObject *error;        /* set by ne_task_run on failure */
 };
 
 ne_task *ne_task_new(PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
@@ -250,7 +258,19 @@ int ne_task_begin(ne_state *st, ne_task *t);
 void ne_task_run(ne_task *t);
 void ne_task_finish(ne_state *st, ne_task *t);
 void ne_task_abandon(ne_state *st, ne_task *t, PyObject *error);
-void ne_task_complete_async(ne_state *st, ne_task *t);
+
+/* -------------------------------------------------------- completion.c */
+
+/* How a future ends; the value that goes with it is the result, the
+ * exception, or NULL. */
+typedef enum { NE_RESULT, NE_EXCEPTION, NE_CANCELLED } ne_ending;
+
+void ne_complete(ne_state *st, PyObject *future, ne_bridge *bridge, ne_ending how,
+                 PyObject *value);
+int ne_complete_now(ne_state *st, PyObject *future, int on_loop, ne_ending how,
+                    PyObject *value);
+void ne_complete_inherited(ne_state *st, PyObject *future, ne_bridge *bridge,
+                           PyObject *error);
 
 /* ----------------------------------------------------- native_future.c */
 
@@ -259,19 +279,28 @@ void ne_future_defer(PyObject *fut, PyObject *pool, ne_task *t, const char *name
 
 /* ------------------------------------------------------------ bridge.c */
 
+/* An outcome waiting in a bridge's batch for its loop. */
+struct ne_outcome {
+    ne_outcome *next;
+    PyObject *future;                /* strong */
+    PyObject *value;                 /* strong: result or exception; NULL if cancelled */
+    ne_ending how;
+};
+
 struct ne_bridge {
     PyObject_HEAD
     ne_state *st;
     PyObject *loop;                  /* strong */
     PyObject *call_soon_threadsafe;  /* strong; bound method of loop */
-    ne_task *head, *tail;            /* GIL: finished, waiting for the loop */
+    ne_outcome *head, *tail;         /* GIL: outcomes waiting for the loop */
     int scheduled;                   /* GIL: a drain is queued on the loop */
     ne_bridge *next;                 /* GIL: link in st->bridges */
 };
 
 extern PyType_Spec ne_bridge_spec;
 ne_bridge *ne_bridge_for_loop(ne_state *st, PyObject *loop);
-void ne_bridge_post(ne_bridge *b, ne_task *t);
+void ne_bridge_post(ne_bridge *b, PyObject *future, ne_ending how, PyObject *value);
+void ne_bridge_clear_spares(ne_state *st);
 
 /* ------------------------------------------------------- thread_pool.c */
 
@@ -478,8 +507,6 @@ void ne_ppool_publish(ne_ppool *p, uint32_t idx);
 int ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
                    ne_bridge *bridge, uint64_t ticket);
 void ne_ppool_stream(ne_ppool *p, uint32_t idx, ne_blob *blob);
-void ne_ppool_complete(ne_ppool *p, PyObject *future, ne_bridge *bridge,
-                       PyObject *result, PyObject *error);
 void ne_ppool_release_slot(ne_ppool *p, uint32_t idx);
 void ne_ppool_refill(ne_ppool *p);
 void ne_ppool_spawn_if_needed(ne_ppool *p);

@@ -92,13 +92,9 @@ lazy_start(PyObject *self)
         return 0;
     }
     PyObject *exc = PyErr_GetRaisedException();
-    PyObject *r = ne_call_method1(self, st->s_set_exception, exc);
+    rc = ne_complete_now(st, self, 1, NE_EXCEPTION, exc);
     Py_DECREF(exc);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
+    return rc;
 }
 
 /* Make fut (a NativeFuture just created) hold t until consumed.  Consumes

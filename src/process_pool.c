@@ -47,41 +47,12 @@ pending_free(ne_pending *t)
     PyMem_Free(t);
 }
 
-/* Complete a task's future, from any thread holding the GIL: asyncio
- * futures go through their loop's bridge. */
-void
-ne_ppool_complete(ne_ppool *p, PyObject *future, ne_bridge *bridge,
-                  PyObject *result, PyObject *error)
-{
-    if (bridge != NULL) {
-        ne_task *t = PyMem_Calloc(1, sizeof(ne_task));
-        if (t == NULL) {
-            PyErr_WriteUnraisable(future);
-            return;
-        }
-        t->future = Py_NewRef(future);
-        t->bridge = (ne_bridge *)Py_NewRef((PyObject *)bridge);
-        t->result = Py_XNewRef(result);
-        t->error = Py_XNewRef(error);
-        ne_bridge_post(bridge, t);
-        return;
-    }
-    PyObject *r = error != NULL
-        ? ne_call_method1(future, p->st->s_set_exception, error)
-        : ne_call_method1(future, p->st->s_set_result, result);
-    if (r == NULL) {
-        /* only a future completed behind our back can refuse */
-        PyErr_WriteUnraisable(future);
-    }
-    Py_XDECREF(r);
-}
-
-/* The same, for the current exception. */
+/* Fail a task's future with the current exception. */
 static void
 complete_with_current_error(ne_ppool *p, PyObject *future, ne_bridge *bridge)
 {
     PyObject *exc = PyErr_GetRaisedException();
-    ne_ppool_complete(p, future, bridge, NULL, exc);
+    ne_complete(p->st, future, bridge, NE_EXCEPTION, exc);
     Py_XDECREF(exc);
 }
 
@@ -347,7 +318,7 @@ ne_ppool_break(ne_ppool *p, const char *reason)
         if (exc == NULL) {
             exc = PyErr_GetRaisedException();
         }
-        ne_ppool_complete(p, rec->future, rec->bridge, NULL, exc);
+        ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
         Py_XDECREF(exc);
         /* RUNNING slots stay taken until their worker is gone */
         if (p->region.base == NULL
@@ -366,7 +337,7 @@ ne_ppool_break(ne_ppool *p, const char *reason)
         if (exc == NULL) {
             exc = PyErr_GetRaisedException();
         }
-        ne_ppool_complete(p, t->future, t->bridge, NULL, exc);
+        ne_complete(p->st, t->future, t->bridge, NE_EXCEPTION, exc);
         Py_XDECREF(exc);
         pending_free(t);
     }
@@ -796,22 +767,8 @@ cancel_unclaimed(ne_ppool *p, int spare_handed)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cancelled); i++) {
         PyObject *fut = PyTuple_GET_ITEM(PyList_GET_ITEM(cancelled, i), 0);
         PyObject *bridge = PyTuple_GET_ITEM(PyList_GET_ITEM(cancelled, i), 1);
-        if (bridge != Py_None) {
-            ne_task *t = PyMem_Calloc(1, sizeof(ne_task));
-            if (t == NULL) {
-                continue;
-            }
-            t->future = Py_NewRef(fut);
-            t->bridge = (ne_bridge *)Py_NewRef(bridge);
-            t->cancel = 1;
-            ne_bridge_post((ne_bridge *)bridge, t);
-            continue;
-        }
-        PyObject *r = ne_call_method0(fut, st->s_cancel);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(fut);
-        }
-        Py_XDECREF(r);
+        ne_complete(st, fut, bridge != Py_None ? (ne_bridge *)bridge : NULL, NE_CANCELLED,
+                    NULL);
     }
     Py_DECREF(cancelled);
 }
@@ -908,9 +865,7 @@ ne_ppool_finish(ne_ppool *p)
     unmap(p);
 }
 
-/* A future the parent was waiting for, in a forked child: asyncio ones
- * fail directly (the loop belongs to this thread now), concurrent ones
- * only if no thread that vanished in the fork holds their lock. */
+/* A future the parent was waiting for, in a forked child: it fails. */
 static void
 settle_in_child(ne_ppool *p, PyObject *future, ne_bridge *bridge, PyObject *reason)
 {
@@ -919,17 +874,7 @@ settle_in_child(ne_ppool *p, PyObject *future, ne_bridge *bridge, PyObject *reas
         PyErr_Clear();
         return;
     }
-    if (bridge != NULL) {
-        ne_task t = {.future = future, .bridge = bridge, .error = exc};
-        ne_task_complete_async(p->st, &t);
-    }
-    else {
-        PyObject *r = PyObject_CallFunctionObjArgs(p->st->settle_inherited, future, exc, NULL);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(future);
-        }
-        Py_XDECREF(r);
-    }
+    ne_complete_inherited(p->st, future, bridge, exc);
     Py_DECREF(exc);
 }
 

@@ -93,23 +93,6 @@ ne_task_run(ne_task *t)
     }
 }
 
-/* Complete a concurrent.futures.Future from t->result / t->error. */
-static void
-complete_concurrent(ne_state *st, ne_task *t)
-{
-    PyObject *r;
-    if (t->error != NULL) {
-        r = ne_call_method1(t->future, st->s_set_exception, t->error);
-    }
-    else {
-        r = ne_call_method1(t->future, st->s_set_result, t->result);
-    }
-    if (r == NULL) {
-        PyErr_WriteUnraisable(t->future);
-    }
-    Py_XDECREF(r);
-}
-
 /* Whether a task a worker took from the queue should run: not if its future
  * was cancelled while it waited.  On 0 the caller frees t. */
 int
@@ -136,11 +119,12 @@ ne_task_begin(ne_state *st, ne_task *t)
 void
 ne_task_finish(ne_state *st, ne_task *t)
 {
-    if (t->bridge != NULL) {
-        ne_bridge_post(t->bridge, t);
-        return;
+    if (t->error != NULL) {
+        ne_complete(st, t->future, t->bridge, NE_EXCEPTION, t->error);
     }
-    complete_concurrent(st, t);
+    else {
+        ne_complete(st, t->future, t->bridge, NE_RESULT, t->result);
+    }
     ne_task_free(t);
 }
 
@@ -149,75 +133,8 @@ ne_task_finish(ne_state *st, ne_task *t)
 void
 ne_task_abandon(ne_state *st, ne_task *t, PyObject *error)
 {
-    if (t->bridge != NULL) {
-        /* asyncio futures may only be touched on their loop's thread */
-        t->error = Py_XNewRef(error);
-        t->cancel = error == NULL;
-        ne_bridge_post(t->bridge, t);
-        return;
-    }
-    PyObject *r;
-    if (error == NULL) {
-        r = ne_call_method0(t->future, st->s_cancel);
-    }
-    else {
-        r = ne_call_method1(t->future, st->s_set_exception, error);
-    }
-    if (r == NULL) {
-        PyErr_WriteUnraisable(t->future);
-    }
-    Py_XDECREF(r);
+    ne_complete(st, t->future, t->bridge, error != NULL ? NE_EXCEPTION : NE_CANCELLED, error);
     ne_task_free(t);
-}
-
-/* asyncio.Future.set_exception refuses StopIteration (it would end the
- * awaiting coroutine silently); a coroutine raising it gets a RuntimeError
- * instead, and so does an awaiter here.  Returns a new reference. */
-static PyObject *
-awaitable_error(PyObject *error)
-{
-    if (!PyErr_GivenExceptionMatches(error, PyExc_StopIteration)) {
-        return Py_NewRef(error);
-    }
-    PyObject *wrapped = PyObject_CallFunction(
-        PyExc_RuntimeError, "s", "function run in a worker raised StopIteration");
-    if (wrapped == NULL) {
-        return NULL;
-    }
-    PyException_SetCause(wrapped, Py_NewRef(error));
-    PyException_SetContext(wrapped, Py_NewRef(error));
-    return wrapped;
-}
-
-/* On the loop's thread: complete an asyncio future from its task, unless
- * the awaiting side cancelled it already.  Does not free t. */
-void
-ne_task_complete_async(ne_state *st, ne_task *t)
-{
-    int done = ne_call_bool(t->future, st->s_done);
-    if (done != 0) {
-        if (done < 0) {
-            PyErr_WriteUnraisable(t->future);
-        }
-        return;
-    }
-    PyObject *r;
-    if (t->cancel) {
-        r = ne_call_method0(t->future, st->s_cancel);
-    }
-    else if (t->error != NULL) {
-        PyObject *error = awaitable_error(t->error);
-        r = error == NULL ? NULL
-                          : ne_call_method1(t->future, st->s_set_exception, error);
-        Py_XDECREF(error);
-    }
-    else {
-        r = ne_call_method1(t->future, st->s_set_result, t->result);
-    }
-    if (r == NULL) {
-        PyErr_WriteUnraisable(t->future);
-    }
-    Py_XDECREF(r);
 }
 
 /* Called with asyncio.get_running_loop()'s error set.  When it is "no

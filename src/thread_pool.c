@@ -439,26 +439,12 @@ ne_pool_snapshot(void)
 }
 
 /* A task inherited by a forked child: failed with error, or cancelled if
- * error is NULL (asyncio futures directly: their loop belongs to this
- * thread now; concurrent ones only if no vanished thread holds their lock);
- * or just dropped when quiet.  Consumes t. */
+ * error is NULL; or just dropped when quiet.  Consumes t. */
 static void
 abandon_in_child(ne_state *st, ne_task *t, PyObject *error, int quiet)
 {
     if (!quiet) {
-        if (t->bridge != NULL) {
-            t->error = Py_XNewRef(error);
-            t->cancel = error == NULL;
-            ne_task_complete_async(st, t);
-        }
-        else {
-            PyObject *r = PyObject_CallFunctionObjArgs(st->settle_inherited, t->future,
-                                                       error ? error : Py_None, NULL);
-            if (r == NULL) {
-                PyErr_WriteUnraisable(t->future);
-            }
-            Py_XDECREF(r);
-        }
+        ne_complete_inherited(st, t->future, t->bridge, error);
     }
     ne_task_free(t);
 }
