@@ -32,18 +32,23 @@ def test_result_timeout_is_honoured(make_ppool, markers):
     pool = make_ppool(1)
     fut = pool.submit(blocked, markers)
     wait_started(markers, 1)
+    # Not before the timeout; how long after it is speed, which a loaded
+    # machine cannot bound.  What makes it a timeout and not a late result:
+    # the wait gives up while the task still runs, and the call goes on.
     for timeout in (0.2, 1.0):
         start = time.monotonic()
         with pytest.raises(concurrent.futures.TimeoutError):
             fut.result(timeout=timeout)
         elapsed = time.monotonic() - start
-        assert timeout <= elapsed < timeout + 0.5, f"result({timeout}) took {elapsed:.3f}s"
+        assert elapsed >= timeout, f"result({timeout}) gave up after {elapsed:.3f}s"
         start = time.monotonic()
         with pytest.raises(concurrent.futures.TimeoutError):
             fut.exception(timeout=timeout)
         elapsed = time.monotonic() - start
-        assert timeout <= elapsed < timeout + 0.5, f"exception({timeout}) took {elapsed:.3f}s"
-    assert not fut.done()
+        assert elapsed >= timeout, f"exception({timeout}) gave up after {elapsed:.3f}s"
+        assert fut.running() and not fut.done()
+    open_gate(markers)
+    assert fut.result(timeout=WAIT)[0] is None
 
 
 def test_done_callbacks_run_once_and_may_submit(make_ppool):
