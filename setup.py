@@ -8,6 +8,8 @@ Environment switches:
                           PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0
   NATIVE_EXEC_TSAN=1      debug + ThreadSanitizer (not with the above); run
                           the tests with .ci/tsan, which preloads libtsan.so
+  NATIVE_EXEC_UBSAN=1     debug + UndefinedBehaviorSanitizer, every finding
+                          fatal; run the tests with .ci/ubsan
 """
 
 import os
@@ -26,7 +28,8 @@ if _flag("NATIVE_EXEC_WERROR"):
     compile_args.append("-Werror")
 if _flag("NATIVE_EXEC_SANITIZE") and _flag("NATIVE_EXEC_TSAN"):
     raise SystemExit("NATIVE_EXEC_SANITIZE and NATIVE_EXEC_TSAN cannot be combined")
-if _flag("NATIVE_EXEC_DEBUG") or _flag("NATIVE_EXEC_SANITIZE") or _flag("NATIVE_EXEC_TSAN"):
+if any(_flag(name) for name in ("NATIVE_EXEC_DEBUG", "NATIVE_EXEC_SANITIZE",
+                                 "NATIVE_EXEC_TSAN", "NATIVE_EXEC_UBSAN")):
     compile_args += ["-O0", "-g3", "-UNDEBUG"]
 if _flag("NATIVE_EXEC_SANITIZE"):
     compile_args += ["-fsanitize=address", "-fno-omit-frame-pointer"]
@@ -34,6 +37,12 @@ if _flag("NATIVE_EXEC_SANITIZE"):
 if _flag("NATIVE_EXEC_TSAN"):
     compile_args += ["-fsanitize=thread", "-fno-omit-frame-pointer"]
     link_args += ["-fsanitize=thread"]
+if _flag("NATIVE_EXEC_UBSAN"):
+    # A finding that only printed would let the suite pass: each one aborts
+    # the process that made it, which fails the test that caused it.
+    ubsan = ["-fsanitize=undefined", "-fno-sanitize-recover=undefined"]
+    compile_args += ubsan + ["-fno-omit-frame-pointer"]
+    link_args += ubsan
 
 setup(
     ext_modules=[

@@ -1,12 +1,17 @@
 """Type stubs for the C module native_exec._native."""
 
 import asyncio
-from typing import Any, Callable, Dict, Generator, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generator, Optional, Tuple, TypeVar, final
+
+from typing_extensions import disjoint_base
 
 from ._process_hooks import ProcessFuture
 
 _T = TypeVar("_T")
 
+# A C type with its own instance layout: nothing can inherit from it and
+# from another such type at once.
+@disjoint_base
 class NativeFuture(asyncio.Future[Any]):
     """An asyncio.Future that is also a coroutine; its call starts when consumed."""
     def __await__(self) -> Generator[Any, None, Any]: ...
@@ -20,6 +25,7 @@ def _shutdown_all() -> None: ...
 def _after_fork_child() -> None: ...
 def _take_buffer(index: int, mutable: bool, /) -> Any: ...
 
+@final
 class ThreadPool:
     def __new__(cls, max_workers: int, thread_name_prefix: str,
                 initializer: Optional[Callable[..., object]] = ...,
@@ -29,6 +35,7 @@ class ThreadPool:
     def shutdown(self, wait: bool = ..., *, cancel_futures: bool = ...) -> None: ...
     def stats(self) -> Dict[str, Any]: ...
 
+@final
 class ProcessPool:
     def __new__(cls, max_workers: int, initializer: Optional[Callable[..., object]] = ...,
                 initargs: Tuple[Any, ...] = ..., max_tasks_per_child: int = ...) -> ProcessPool: ...

@@ -117,3 +117,42 @@ def test_it_pickles_with_its_cause(native_ppool):
 def test_it_is_public():
     assert native_exec.UnpicklingFailed is UnpicklingFailed
     assert "UnpicklingFailed" in native_exec.__all__
+
+
+def _fail_rebuilding():
+    raise ValueError("this result cannot be rebuilt")
+
+
+class RebuildsBadly:
+    """Pickles fine in the worker; unpickling it in the parent raises."""
+
+    def __reduce__(self):
+        return _fail_rebuilding, ()
+
+
+def make_rebuilds_badly():
+    return RebuildsBadly()
+
+
+class NeedsTwo(Exception):
+    """Pickles as NeedsTwo(a): rebuilding it in the parent raises TypeError."""
+
+    def __init__(self, a, b):
+        super().__init__(a)
+
+
+def raise_needs_two():
+    raise NeedsTwo("a", "b")
+
+
+def test_result_that_cannot_be_rebuilt_fails_that_future_only(native_ppool):
+    # (the stdlib's pool breaks when its result thread cannot unpickle)
+    pool = native_ppool(1)
+    exc = pool.submit(make_rebuilds_badly).exception(timeout=WAIT)
+    assert type(exc) is UnpicklingFailed and exc.side == "parent"
+    assert type(exc.__cause__) is ValueError and "cannot be rebuilt" in str(exc.__cause__)
+    assert pool.submit(square, 8).result(timeout=WAIT) == 64
+    exc = pool.submit(raise_needs_two).exception(timeout=WAIT)
+    assert type(exc) is UnpicklingFailed and type(exc.__cause__) is TypeError
+    assert pool.submit(square, 9).result(timeout=WAIT) == 81
+    assert not pool._broken
