@@ -132,6 +132,17 @@ def square(x: int) -> int:
     return x * x
 
 
+class Boom(Exception):
+    """An exception with arguments, to see them survive the trip back."""
+
+    def __init__(self, message, code):
+        super().__init__(message, code)
+
+
+def raise_boom(message, code):
+    raise Boom(message, code)
+
+
 # ------------------------------------------------------- the two versions
 
 class ProcImpl:

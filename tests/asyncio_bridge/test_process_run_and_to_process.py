@@ -11,19 +11,10 @@ import os
 import pytest
 
 import native_exec
-from process_fixtures import (  # noqa: F401  (fixtures)
+from process_fixtures import (Boom, raise_boom,   # noqa: F401  (fixtures)
     WAIT, blocked, getpid, markers, native_ppool, open_gate, square, touch, wait_started)
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class Boom(Exception):
-    def __init__(self, message, code):
-        super().__init__(message, code)
-
-
-def raise_boom(message, code):
-    raise Boom(message, code)
 
 
 def echo(*args, **kwargs):

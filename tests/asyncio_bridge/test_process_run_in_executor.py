@@ -7,18 +7,9 @@ import asyncio
 
 import pytest
 
-from process_fixtures import make_ppool, proc_impl, square  # noqa: F401  (fixtures)
+from process_fixtures import Boom, raise_boom, make_ppool, proc_impl, square  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Boom(Exception):
-    def __init__(self, message, code):
-        super().__init__(message, code)
-
-
-def raise_boom(message, code):
-    raise Boom(message, code)
 
 
 def test_loop_run_in_executor(make_ppool):

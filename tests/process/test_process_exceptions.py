@@ -10,18 +10,9 @@ from concurrent.futures.process import _ExceptionWithTraceback
 
 import pytest
 
-from process_fixtures import WAIT, make_ppool, proc_impl, square  # noqa: F401  (fixtures)
+from process_fixtures import Boom, raise_boom, WAIT, make_ppool, proc_impl, square  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Boom(Exception):
-    def __init__(self, message, code):
-        super().__init__(message, code)
-
-
-def raise_boom(message, code):
-    raise Boom(message, code)
 
 
 def raise_chained():

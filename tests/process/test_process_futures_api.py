@@ -13,19 +13,10 @@ import time
 import pytest
 
 from process_fixtures import (  # noqa: F401  (fixtures)
-    GATES, WAIT, blocked, make_ppool, markers, open_gate, square, wait_started, wait_until,
+    Boom, raise_boom, GATES, WAIT, blocked, make_ppool, markers, open_gate, square, wait_started, wait_until,
     proc_impl)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Boom(Exception):
-    def __init__(self, message, code):
-        super().__init__(message, code)
-
-
-def raise_boom(message, code):
-    raise Boom(message, code)
 
 
 def test_result_timeout_is_honoured(make_ppool, markers):

@@ -10,14 +10,9 @@ import os
 import pytest
 
 from process_fixtures import (  # noqa: F401  (fixtures)
-    blocked, make_ppool, proc_impl, markers, square)
+    Boom, blocked, make_ppool, proc_impl, markers, square)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Boom(Exception):
-    def __init__(self, message, code):
-        super().__init__(message, code)
 
 
 def fail_on(i, bad):
