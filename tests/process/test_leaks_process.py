@@ -11,18 +11,16 @@ so that nothing else in the test run moves the numbers."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from process_fixtures import run_script
+from sanitizers import ASAN, without_quarantine
 
 pytestmark = pytest.mark.timeout(300)
 
 MiB = 1 << 20
 
-#: CI's last run preloads AddressSanitizer.
-ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 #: Leaking one future (with its condition and lock) per task adds about
 #: 2 KB a task: 40 MB over 20,000 tasks.  ASan's allocator moves by a few
 #: MB from one phase to the next, hence twice the room there.
@@ -33,17 +31,8 @@ MAX_RSS_GROWTH_LARGE = (64 if ASAN else 32) * MiB
 MAX_NEW_OBJECTS = 300
 
 
-def child_env():
-    # Under ASan freed memory sits in a quarantine that grows the RSS;
-    # without it, reuse is immediate and RSS measures leaks again.
-    if ASAN:
-        options = os.environ.get("ASAN_OPTIONS", "")
-        return {"ASAN_OPTIONS": ":".join(filter(None, [options, "quarantine_size_mb=0"]))}
-    return None
-
-
 def measure(workload):
-    proc = run_script("leak_process.py", workload, timeout=280, env=child_env())
+    proc = run_script("leak_process.py", workload, timeout=280, env=without_quarantine())
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

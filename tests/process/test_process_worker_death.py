@@ -20,15 +20,9 @@ import pytest
 from native_exec import WorkerDied
 from process_fixtures import (  # noqa: F401  (fixtures)
     WAIT, blocked, markers, native_ppool, open_gate, square, wait_started, wait_until)
+from sanitizers import ASAN
 
 pytestmark = pytest.mark.timeout(180)
-
-
-
-
-#: CI's last run preloads AddressSanitizer, whose SEGV handler reports the
-#: crash and then aborts (abort_on_error=1) or exits with status 1.
-ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 
 def die(how, stamp_path):
@@ -81,6 +75,8 @@ def test_worker_death_fails_only_that_task(native_ppool, markers, tmp_path, how)
 
     assert type(exc) is WorkerDied and isinstance(exc, BrokenProcessPool)
     if how == "segfault" and ASAN:
+        # ASan's SEGV handler reports the crash, then aborts (abort_on_error=1)
+        # or exits with status 1.
         exitcode, sig = ((-signal.SIGABRT, signal.SIGABRT) if exc.signal is not None
                          else (1, None))
     assert exc.pid == pid and exc.exitcode == exitcode and exc.signal == sig

@@ -7,15 +7,12 @@ program as a control that the tolerances are fair."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from conftest import run_script
+from sanitizers import ASAN, TSAN, without_quarantine
 
-#: CI's ASan runs preload AddressSanitizer; .ci/tsan preloads ThreadSanitizer.
-ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
-TSAN = "tsan" in os.environ.get("LD_PRELOAD", "")
 
 N = 100_000
 #: A leak of one object per call would add N objects.
@@ -29,19 +26,10 @@ MAX_RSS_GROWTH = (8 if ASAN or TSAN else 4) * 1024 * 1024
 WARMUP = N // 2 if ASAN or TSAN else 10_000
 
 
-def child_env():
-    # Under ASan freed memory sits in a quarantine that grows the RSS;
-    # without it, reuse is immediate and RSS measures leaks again.
-    if ASAN:
-        options = os.environ.get("ASAN_OPTIONS", "")
-        return {"ASAN_OPTIONS": ":".join(filter(None, [options, "quarantine_size_mb=0"]))}
-    return None
-
-
 @pytest.mark.timeout(180)
 def test_memory_stays_flat(impl):
     proc = run_script("leak_thread.py", impl.name, str(N), str(WARMUP),
-                      timeout=150, env=child_env())
+                      timeout=150, env=without_quarantine())
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     base = report["after_warmup"]
