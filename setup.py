@@ -22,7 +22,9 @@ def _flag(name):
     return os.environ.get(name, "") not in ("", "0")
 
 
-compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+# -Wvla: no stack array is sized at run time (by max_workers, say), where a
+# large value would overflow a thread's stack instead of raising.
+compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wvla", "-Wno-missing-field-initializers"]
 link_args = ["-pthread"]
 if _flag("NATIVE_EXEC_WERROR"):
     compile_args.append("-Werror")

@@ -35,7 +35,7 @@ ne_collector_is_current(ne_ppool *p)
 
 /* Unpickle slot idx's result and complete its future. */
 static void
-finish(ne_ppool *p, uint32_t idx)
+complete_slot(ne_ppool *p, uint32_t idx)
 {
     ne_region *r = &p->region;
     ne_slot *s = &r->slots[idx];
@@ -44,13 +44,13 @@ finish(ne_ppool *p, uint32_t idx)
     const char *src = NULL;
     void *mapped = NULL;
     switch (s->result.kind) {
-    case SPAN_INLINE:
+    case NE_SPAN_INLINE:
         src = (const char *)s->result_inline;
         break;
-    case SPAN_WINDOW:
+    case NE_SPAN_WINDOW:
         src = r->base + s->result.offset;
         break;
-    case SPAN_NAMED:
+    case NE_SPAN_NAMED:
         src = mapped = ne_named_open(s->result.name, s->result.length);
         if (src == NULL) {
             PyErr_SetFromErrnoWithFilename(PyExc_OSError, s->result.name);
@@ -65,7 +65,7 @@ finish(ne_ppool *p, uint32_t idx)
     if (mapped != NULL) {
         ne_named_release(mapped, s->result.length);
     }
-    if (s->result.kind == SPAN_WINDOW && s->worker >= 0) {
+    if (s->result.kind == NE_SPAN_WINDOW && s->worker >= 0) {
         /* results of one worker arrive in the order it wrote them */
         _Atomic uint64_t *tail = &r->workers[s->worker].ring_tail;
         if (atomic_load(tail) < s->result.ring_end) {
@@ -100,7 +100,7 @@ finish(ne_ppool *p, uint32_t idx)
     }
     PyErr_Clear();
     Py_XDECREF(value);
-    ne_ppool_release_slot(p, idx);
+    ne_slots_release(p, idx);
 }
 
 /* Workers that die by themselves before their initializer has finished,
@@ -131,7 +131,7 @@ bury(ne_ppool *p, int w)
 
     ne_shm_lock(shm);
     for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
-        if (atomic_load(&r->slots[idx].state) == SLOT_RUNNING && r->slots[idx].worker == w) {
+        if (atomic_load(&r->slots[idx].state) == NE_SLOT_RUNNING && r->slots[idx].worker == w) {
             lost[nlost++] = idx;
         }
     }
@@ -156,7 +156,7 @@ bury(ne_ppool *p, int w)
     ws->pid = 0;
     atomic_store(&ws->ring_head, 0);
     atomic_store(&ws->ring_tail, 0);
-    atomic_store(&ws->state, W_EMPTY);
+    atomic_store(&ws->state, NE_WORKER_EMPTY);
     ne_shm_unlock(shm);
     ne_futex_ring(&shm->work_seq, INT32_MAX);
     p->nalive--;
@@ -171,7 +171,7 @@ bury(ne_ppool *p, int w)
             ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
             Py_XDECREF(exc);
         }
-        ne_ppool_release_slot(p, lost[i]);
+        ne_slots_release(p, lost[i]);
     }
     if (init_failed) {
         ne_ppool_break(p, "A process initializer failed, the process pool is not usable anymore");
@@ -214,7 +214,7 @@ collect(ne_ppool *p)
 {
     ne_region *r = &p->region;
     ne_shm *shm = r->shm;
-    int dead[r->nworkers];
+    int *dead = p->dead;
     int ndead = 0;
     /* A zygote that left took its workers with it: those it reaped before
      * leaving died as their status says; any others died with it
@@ -224,14 +224,14 @@ collect(ne_ppool *p)
     int zygote_gone = p->zygote_pid > 0 && !zygote_alive(p);
     for (int w = 0; zygote_gone && w < r->nworkers; w++) {
         uint32_t state = atomic_load(&r->workers[w].state);
-        if (state == W_ALIVE || state == W_SPAWN) {
+        if (state == NE_WORKER_ALIVE || state == NE_WORKER_SPAWN) {
             r->workers[w].status = SIGKILL;  /* a wait status: killed by SIGKILL */
-            atomic_store(&r->workers[w].state, W_DEAD);
+            atomic_store(&r->workers[w].state, NE_WORKER_DEAD);
         }
     }
     /* deaths first: every result the dead posted is then in the done ring */
     for (int w = 0; w < r->nworkers; w++) {
-        if (atomic_load(&r->workers[w].state) == W_DEAD) {
+        if (atomic_load(&r->workers[w].state) == NE_WORKER_DEAD) {
             dead[ndead++] = w;
         }
     }
@@ -244,8 +244,8 @@ collect(ne_ppool *p)
     ne_shm_unlock(shm);
     for (uint32_t i = 0; i < n; i++) {
         /* a stale entry (its worker died mid-post) is not DONE: skip it */
-        if (atomic_load(&r->slots[p->batch[i]].state) == SLOT_DONE) {
-            finish(p, p->batch[i]);
+        if (atomic_load(&r->slots[p->batch[i]].state) == NE_SLOT_DONE) {
+            complete_slot(p, p->batch[i]);
         }
     }
     for (int i = 0; i < ndead; i++) {
@@ -253,12 +253,12 @@ collect(ne_ppool *p)
     }
     /* Asked to leave (shutdown, terminate_workers) with nothing left to
      * run, the zygote did as told; otherwise the pool cannot go on. */
-    if (zygote_gone && (atomic_load(&shm->zygote_exit) == ZYGOTE_RUN
+    if (zygote_gone && (atomic_load(&shm->zygote_exit) == NE_ZYGOTE_RUN
                         || p->nfree != NE_SLOTS || p->pending_head != NULL)) {
         ne_ppool_break(p, "the pool's zygote process died, the process pool is not usable anymore");
     }
     if (p->broken == NULL) {
-        ne_ppool_refill(p);
+        ne_slots_refill(p);
         ne_ppool_spawn_if_needed(p);
     }
     return (p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS
@@ -276,7 +276,7 @@ wait_for_news(ne_ppool *p, uint32_t seq, long timeout_ns)
     ne_shm_lock(shm);
     int idle = shm->done_head == shm->done_tail;
     for (int w = 0; idle && w < r->nworkers; w++) {
-        idle = atomic_load(&r->workers[w].state) != W_DEAD;
+        idle = atomic_load(&r->workers[w].state) != NE_WORKER_DEAD;
     }
     shm->collector_sleeping |= idle;
     ne_shm_unlock(shm);
@@ -300,7 +300,7 @@ collector_main(void *arg)
             break;
         }
         if (collect(p)) {
-            ne_ppool_finish(p);
+            ne_ppool_teardown(p);
             break;
         }
     }

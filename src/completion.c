@@ -78,6 +78,15 @@ ne_complete(ne_state *st, PyObject *future, ne_bridge *bridge, ne_ending how,
     }
 }
 
+/* Fail future (borrowed) with the current exception, which it clears. */
+void
+ne_complete_with_error(ne_state *st, PyObject *future, ne_bridge *bridge)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    ne_complete(st, future, bridge, NE_EXCEPTION, exc);
+    Py_XDECREF(exc);
+}
+
 /* In a forked child: fail with error (borrowed), or cancel if error is
  * NULL, a future the parent was waiting for.  An asyncio one directly (its
  * loop belongs to this thread now); a concurrent one only if no thread that

@@ -32,7 +32,7 @@ state_of(PyObject *module)
 static PyObject *
 snapshot_pools(ne_state *st)
 {
-    PyObject *list = ne_pool_snapshot();
+    PyObject *list = ne_tpool_snapshot();
     if (list == NULL) {
         return NULL;
     }
@@ -164,7 +164,7 @@ to_thread(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         r = PyObject_Vectorcall(st->asyncio_to_thread, args, (size_t)nargs, kwnames);
     }
     else if (pool != NULL) {
-        r = ne_pool_run((ne_pool *)pool, loop, NULL, "to_thread", args, nargs, kwnames);
+        r = ne_tpool_run((ne_tpool *)pool, loop, NULL, "to_thread", args, nargs, kwnames);
     }
     Py_XDECREF(pool);
     Py_DECREF(loop);
@@ -206,7 +206,7 @@ shutdown_all(PyObject *module, PyObject *Py_UNUSED(ignored))
         PyObject *pool = PyList_GET_ITEM(pools, i);
         int rc = PyObject_TypeCheck(pool, st->ProcessPoolType)
                      ? ne_ppool_shutdown((ne_ppool *)pool, 1, 0)
-                     : ne_pool_shutdown((ne_pool *)pool, 1, 0);
+                     : ne_tpool_shutdown((ne_tpool *)pool, 1, 0);
         if (rc < 0) {
             Py_DECREF(pools);
             return NULL;
@@ -237,7 +237,7 @@ after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
             ne_ppool_after_fork_child((ne_ppool *)pool, quiet);
         }
         else {
-            ne_pool_after_fork_child((ne_pool *)pool, quiet);
+            ne_tpool_after_fork_child((ne_tpool *)pool, quiet);
         }
     }
     Py_DECREF(pools);
@@ -289,10 +289,10 @@ static int
 module_exec(PyObject *module)
 {
     ne_state *st = state_of(module);
-    if (ne_pool_install_fork_handlers() < 0) {
+    if (ne_tpool_install_fork_handlers() < 0) {
         return -1;
     }
-    st->ThreadPoolType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ne_pool_spec, NULL);
+    st->ThreadPoolType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ne_tpool_spec, NULL);
     if (st->ThreadPoolType == NULL
         || PyModule_AddObjectRef(module, "ThreadPool", (PyObject *)st->ThreadPoolType) < 0) {
         return -1;
@@ -324,9 +324,8 @@ module_exec(PyObject *module)
         || (st->BrokenProcessPool = import_attr("concurrent.futures.process", "BrokenProcessPool")) == NULL
         || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
         || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
-        || (st->serialize = PyImport_ImportModule("native_exec._serialize")) == NULL
-        || (st->oob_dumps = PyObject_GetAttrString(st->serialize, "dumps")) == NULL
-        || (st->oob_loads = PyObject_GetAttrString(st->serialize, "loads")) == NULL
+        || (st->oob_dumps = import_attr("native_exec._serialize", "dumps")) == NULL
+        || (st->oob_loads = import_attr("native_exec._serialize", "loads")) == NULL
         || (st->process_hooks = PyImport_ImportModule("native_exec._process_hooks")) == NULL
         || (st->ProcessFuture = PyObject_GetAttrString(st->process_hooks, "ProcessFuture")) == NULL
         || (st->ProcessNativeFuture = PyObject_GetAttrString(st->process_hooks, "ProcessNativeFuture")) == NULL
@@ -389,7 +388,6 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->BrokenProcessPool);
     Py_VISIT(st->WorkerDied);
     Py_VISIT(st->process_hooks);
-    Py_VISIT(st->serialize);
     Py_VISIT(st->oob_dumps);
     Py_VISIT(st->oob_loads);
     Py_VISIT(st->pickle_dumps);
@@ -441,7 +439,6 @@ module_clear(PyObject *module)
     Py_CLEAR(st->BrokenProcessPool);
     Py_CLEAR(st->WorkerDied);
     Py_CLEAR(st->process_hooks);
-    Py_CLEAR(st->serialize);
     Py_CLEAR(st->oob_dumps);
     Py_CLEAR(st->oob_loads);
     Py_CLEAR(st->pickle_dumps);

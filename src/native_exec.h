@@ -1,37 +1,44 @@
 /* The one private header every C file of native_exec._native includes.
  *
  * Layout of the C core:
- *   module.c       module state, multi-phase init, to_thread, exit and fork hooks
- *   task.c         a unit of work: the call, where it runs, how it completes
- *   completion.c   completing a future, the one way: at once, through its
- *                  loop's bridge, or in a forked child
- *   thread_pool.c  the ThreadPool type: queue, submit/run, shutdown
- *   worker.c       the pthread each pool worker runs
- *   native_thread.c the one home of native threads: start (signals kept for
- *                  the main thread), name, join from any number of callers,
- *                  and the one wait on a condition with the GIL released
- *   bridge.c       outcomes handed to an asyncio loop, one wake-up a batch
- *   native_future.c NativeFuture: the asyncio future that starts its call when consumed
- *   shm.c          a process pool's shared region, futexes, the robust lock, the arena
- *   payload.c      objects pickled into and out of shared memory
- *   process_pool.c the ProcessPool type: placing tasks in shared memory, shutdown
- *   collector.c    the parent's thread that completes futures from worker results
- *   zygote.c       the single-threaded process that forks a pool's workers
- *   proc_worker.c  the loop a worker process runs
+ *   module.c         module state, multi-phase init, to_thread, exit and fork hooks
+ *   task.c           a unit of work: the call, where it runs, how it completes
+ *   completion.c     completing a future, the one way: at once, through its
+ *                    loop's bridge, or in a forked child
+ *   bridge.c         outcomes handed to an asyncio loop, one wake-up a batch
+ *   native_future.c  NativeFuture: the asyncio future that starts its call when consumed
+ *   native_thread.c  the one home of native threads: start (signals kept for
+ *                    the main thread), name, join from any number of callers,
+ *                    and the one wait on a condition with the GIL released
+ * Thread pools (ne_tpool_*):
+ *   thread_pool.c    the ThreadPool type: queue, submit/run, shutdown
+ *   thread_pool_fork.c the registry of thread pools, their at-fork handlers
+ *   thread_worker.c  the pthread each pool worker runs
+ * Process pools (ne_ppool_*):
+ *   process_pool.c   the ProcessPool type and its life cycle: workers on demand,
+ *                    breaking, shutdown, a forked child's copy
+ *   process_submit.c submit/run: pickling a call and handing it to the slot table
+ *   slot_table.c     the parent's slot table: placing and streaming a task in
+ *                    shared memory, the ready ring, the pending queue, withdraw
+ *   shm.c            a process pool's shared region, futexes, the robust lock, the arena
+ *   payload.c        objects pickled into and out of shared memory
+ *   collector.c      the parent's thread that completes futures from worker results
+ *   zygote.c         the single-threaded process that forks a pool's workers
+ *   process_worker.c the loop a worker process runs
  *
  * Locking, in one place.  Five locks, listed first, then everything the
  * GIL alone protects, with what a free-threaded port needs in its place.
  *
- *   - ne_pool.mutex: the queue, counters and worker list (fields marked
+ *   - ne_tpool.mutex: the queue, counters and worker list (fields marked
  *     "mutex" below) and ne_worker.next/current/index/returning; it hands a
  *     task from submitter to worker.  Taken with or without the GIL, but no
  *     thread waits for the GIL holding it, so the two cannot deadlock: a
  *     thread holding the GIL waits on the pool's conditions only through
  *     ne_wait_until (native_thread.c), which lets the GIL go before taking
  *     the mutex and retakes it after letting the mutex go.  nqueued is
- *     _Atomic: linger() (worker.c) peeks at it unlocked.  Nesting: the
+ *     _Atomic: linger() (thread_worker.c) peeks at it unlocked.  Nesting: the
  *     registry lock, then pool mutexes (fork_prepare).
- *   - registry_lock (thread_pool.c): the static `registry` and ne_pool.next
+ *   - registry_lock (thread_pool_fork.c): the static `registry` and ne_tpool.next
  *     (listed under GIL below, but it is this lock): fork handlers walk it.
  *   - ne_thread.mutex (native_thread.c): a handle's state, joining and
  *     orphaned flags; its refs are atomic.  Joiners wait on it through
@@ -39,7 +46,11 @@
  *   - orphans_lock (native_thread.c): the orphan list; held only to link
  *     or unlink, never across a wait; reinitialised in a forked child.
  *   - ne_shm.lock (robust, process-shared, see shm.h): rings, slot states,
- *     worker counters shared with the zygote and workers.
+ *     worker counters shared with the zygote and workers.  A leaf: held
+ *     for a few loads and stores, never across Python, a wait or another
+ *     lock; the parent takes it with the GIL held, a worker or the zygote
+ *     without one.  A holder that dies leaves it to the next taker
+ *     (EOWNERDEAD), who makes it consistent.
  *   - concurrent.futures.Future._condition: that future's state, changed by
  *     workers, the collector and user threads (cancel()) alike.
  *
@@ -54,11 +65,11 @@
  *     unlinked by dealloc on whichever thread drops the last reference (a
  *     worker, the collector, the loop, the GC).  Port: a state mutex, and
  *     PyUnstable_TryIncRef in ne_bridge_for_loop and snapshot_pools, since
- *     an entry may already be in dealloc (so may ne_pool_snapshot's).
+ *     an entry may already be in dealloc (so may ne_tpool_snapshot's).
  *   The other fields are set by module_exec, read-only until module_clear.
  * GIL, bridge.c (ne_bridge.head/tail/scheduled, the batch of outcomes;
  *   ne_state.spare_outcomes/nspare_outcomes, the nodes kept for reuse):
- *   posted to through ne_complete by thread-pool workers (ne_task_finish),
+ *   posted to through ne_complete by thread-pool workers (ne_task_complete),
  *   the collector, threads abandoning work (shutdown, a broken pool,
  *   cancel_unclaimed); taken by the loop thread (bridge_call).  Port: a
  *   per-bridge mutex, not held across call_soon_threadsafe, and one for
@@ -70,27 +81,31 @@
  *   writes, and those of an abandoning thread, before the loop thread reads
  *   them.  ne_task_begin calls done() on an asyncio future off its loop
  *   (3.14t: _asyncio.Future's own critical section).
- * GIL, thread_pool.c/worker.c (ne_pool):
+ * GIL, thread_pool.c/thread_worker.c (ne_tpool):
  *   forked_workers, forked_tasks: filled by fork_child (atfork, no GIL) and
- *     drained by ne_pool_after_fork_child, both in the child's one thread:
+ *     drained by ne_tpool_after_fork_child, both in the child's one thread:
  *     already safe.  prefix/initializer/initargs: read-only.
  *   ne_worker_spawn links w into workers before w->name is set; only the
  *     GIL keeps an os.fork() (whose child forgets w) out: set name first.
- * GIL, process_pool.c/collector.c (ne_ppool, parent side): records[] (with
- *   streaming/release_deferred), free_slots, nfree, arena, pending_head/tail,
- *   npending, next_ticket, nalive, shutdown, starting, broken, nsubmitting,
- *   startup_deaths, zygote_pid and region.base (listed as set at creation,
- *   but cleared later), collector_state (0->1->2), collector.  Touched by
- *   submitting threads (enqueue, refill), cancellers (_withdraw, _claimed,
- *   cancel_unclaimed), the collector (finish, bury, ne_ppool_break, refill,
- *   ne_ppool_finish), the done-callbacks it runs, and stats().  Invariants
- *   span fields: a submit's refuse check and place/publish; "nothing in
- *   flight, nothing pickling" before the collector unmaps; _withdraw's CAS
- *   and release_slot against finish.  Port: one per-pool mutex, dropped
- *   around Python (pickling, completing futures) and ne_ppool_stream's
- *   GIL-free copy, which records[].streaming defers recycling for.
- *   collector is set by the starter before the thread runs, and joined
- *   through its handle (native_thread.c: its own mutex).  batch: the collector's alone.
+ * GIL, process_pool.c/process_submit.c/slot_table.c/collector.c (ne_ppool,
+ *   parent side): records[] (with streaming/release_deferred), free_slots,
+ *   nfree, arena, pending_head/tail, npending, next_ticket, nalive,
+ *   shutdown, starting, broken, nsubmitting, startup_deaths, zygote_pid and
+ *   region.base (listed as set at creation, but cleared later),
+ *   collector_state (0->1->2), collector.  Touched by submitting threads
+ *   (enqueue, ne_slots_admit, ne_slots_refill), cancellers (_withdraw,
+ *   _claimed, ne_slots_cancel_unclaimed), the collector (complete_slot,
+ *   bury, ne_ppool_break, ne_slots_refill, ne_ppool_teardown), the
+ *   done-callbacks it runs, and stats().  Invariants span fields: a
+ *   submit's refuse check and place/publish; "nothing in flight, nothing
+ *   pickling" before the collector unmaps; _withdraw's CAS and
+ *   ne_slots_release against complete_slot.  Port: one per-pool mutex,
+ *   dropped around Python (pickling, completing futures) and the streaming
+ *   copy, which runs without the GIL and for which records[].streaming
+ *   defers recycling.  collector is set by the starter before the thread
+ *   runs, and joined through its handle (native_thread.c: its own mutex).
+ *   batch, dead: the collector's alone.  running: committed_workers'
+ *   scratch, used with the shared lock held and no Python in between.
  *   foreign: set only in a forked child.
  *   region.shm/slots/workers: set at creation; wait_for_news reads them
  *   without the GIL, safe as only the collector unmaps once it has one.
@@ -106,7 +121,7 @@
  * Statics: current_worker, current_collector, loading, forking (zygote.c,
  *   across the fork hooks, which may switch threads): _Thread_local.
  *   counter (shm.c): atomic.  zygote_shm: the zygote's, set before its
- *   SIGCHLD handler.  installed (thread_pool.c): module_exec, under the
+ *   SIGCHLD handler.  installed (thread_pool_fork.c): module_exec, under the
  *   import lock.  Every Py_INCREF/DECREF on a worker or the collector is
  *   made with the GIL held (3.13t+: an attached thread state).
  */
@@ -125,7 +140,7 @@ typedef struct ne_task ne_task;
 typedef struct ne_bridge ne_bridge;
 typedef struct ne_thread ne_thread;
 typedef struct ne_outcome ne_outcome;
-typedef struct ne_pool ne_pool;
+typedef struct ne_tpool ne_tpool;
 typedef struct ne_worker ne_worker;
 typedef struct ne_ppool ne_ppool;
 
@@ -147,7 +162,6 @@ struct ne_state {
     PyObject *BrokenProcessPool;     /* concurrent.futures.process.BrokenProcessPool */
     PyObject *WorkerDied;            /* native_exec._process_hooks.WorkerDied */
     PyObject *process_hooks;         /* native_exec._process_hooks */
-    PyObject *serialize;             /* native_exec._serialize */
     PyObject *oob_dumps;             /* native_exec._serialize.dumps */
     PyObject *oob_loads;             /* native_exec._serialize.loads */
     PyObject *pickle_dumps;
@@ -256,7 +270,7 @@ void ne_task_free(ne_task *t);
 int ne_task_traverse(ne_task *t, visitproc visit, void *arg);
 int ne_task_begin(ne_state *st, ne_task *t);
 void ne_task_run(ne_task *t);
-void ne_task_finish(ne_state *st, ne_task *t);
+void ne_task_complete(ne_state *st, ne_task *t);
 void ne_task_abandon(ne_state *st, ne_task *t, PyObject *error);
 
 /* -------------------------------------------------------- completion.c */
@@ -271,6 +285,7 @@ int ne_complete_now(ne_state *st, PyObject *future, int on_loop, ne_ending how,
                     PyObject *value);
 void ne_complete_inherited(ne_state *st, PyObject *future, ne_bridge *bridge,
                            PyObject *error);
+void ne_complete_with_error(ne_state *st, PyObject *future, ne_bridge *bridge);
 
 /* ----------------------------------------------------- native_future.c */
 
@@ -306,7 +321,7 @@ void ne_bridge_clear_spares(ne_state *st);
 
 struct ne_worker {
     ne_worker *next;        /* mutex: link in pool->workers */
-    ne_pool *pool;          /* strong; released by the worker as it exits */
+    ne_tpool *pool;          /* strong; released by the worker as it exits */
     ne_task *current;       /* mutex: taken from the queue, not yet finished */
     unsigned long index;    /* mutex: the lowest not used by a live worker */
     int returning;          /* mutex: finished a task, about to look at the queue */
@@ -317,7 +332,7 @@ struct ne_worker {
     char os_name[16];       /* the same, cut to the 15 bytes Linux keeps */
 };
 
-struct ne_pool {
+struct ne_tpool {
     PyObject_HEAD
     ne_state *st;
     pthread_mutex_t mutex;
@@ -348,7 +363,7 @@ struct ne_pool {
     PyObject *initargs;      /* tuple */
 
     /* GIL */
-    ne_pool *next;           /* registry lock: link in the registry */
+    ne_tpool *next;           /* registry lock: link in the registry */
 
     /* what a fork left in the child, for the Python-level hook (GIL) */
     ne_worker *forked_workers;
@@ -361,14 +376,14 @@ struct ne_pool {
  * undefined) and relaxed is enough.  Writers hold the mutex, so a load and
  * a store make the update; no read-modify-write is needed. */
 static inline Py_ssize_t
-ne_queued_get(ne_pool *p)
+ne_queued_get(ne_tpool *p)
 {
     return atomic_load_explicit(&p->nqueued, memory_order_relaxed);
 }
 
 /* mutex */
 static inline void
-ne_queued_set(ne_pool *p, Py_ssize_t n)
+ne_queued_set(ne_tpool *p, Py_ssize_t n)
 {
     atomic_store_explicit(&p->nqueued, n, memory_order_relaxed);
 }
@@ -376,17 +391,22 @@ ne_queued_set(ne_pool *p, Py_ssize_t n)
 PyObject *ne_deferred_run(ne_state *st, PyObject *pool, PyObject *runner,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
-extern PyType_Spec ne_pool_spec;
-int ne_pool_push(ne_pool *p, ne_task *t, int elastic);
-PyObject *ne_pool_run(ne_pool *p, PyObject *loop, PyObject *runner, const char *name,
+extern PyType_Spec ne_tpool_spec;
+int ne_tpool_push(ne_tpool *p, ne_task *t, int elastic);
+PyObject *ne_tpool_run(ne_tpool *p, PyObject *loop, PyObject *runner, const char *name,
                       PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-int ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures);
-void ne_pool_break(ne_pool *p);
-void ne_pool_reap(ne_pool *p, int block);
-void ne_pool_note_gone(ne_pool *p, ne_thread *thread);
-int ne_pool_install_fork_handlers(void);
-PyObject *ne_pool_snapshot(void);
-void ne_pool_after_fork_child(ne_pool *p, int quiet);
+int ne_tpool_shutdown(ne_tpool *p, int wait, int cancel_futures);
+void ne_tpool_break(ne_tpool *p);
+void ne_tpool_note_gone(ne_tpool *p, ne_thread *thread);
+ne_task *ne_tpool_take_all(ne_tpool *p);
+
+/* ---------------------------------------------------- thread_pool_fork.c */
+
+void ne_tpool_register(ne_tpool *p);
+void ne_tpool_unregister(ne_tpool *p);
+int ne_tpool_install_fork_handlers(void);
+PyObject *ne_tpool_snapshot(void);
+void ne_tpool_after_fork_child(ne_tpool *p, int quiet);
 
 /* ----------------------------------------------------- native_thread.c */
 
@@ -409,17 +429,16 @@ void ne_thread_decref(ne_thread *t);
 int ne_thread_start(ne_thread *t, void (*fn)(void *), void *arg, const char *os_name);
 int ne_thread_join(ne_thread *t, ne_join_how how);
 ne_thread_state ne_thread_get_state(ne_thread *t);
-int ne_thread_is_current(ne_thread *t);
 void ne_thread_after_fork_child(ne_thread *t);
 void ne_thread_join_orphans(ne_join_how how);
 void ne_thread_fork_child(void);
 int ne_wait_until(pthread_mutex_t *mutex, pthread_cond_t *cond,
                   int (*done)(void *arg), void *arg, int interruptible);
 
-/* ------------------------------------------------------------ worker.c */
+/* ----------------------------------------------------- thread_worker.c */
 
-int ne_worker_spawn(ne_pool *p);
-int ne_worker_is_current(ne_pool *p);
+int ne_worker_spawn(ne_tpool *p);
+int ne_worker_is_current(ne_tpool *p);
 ne_worker *ne_worker_current(void);
 void ne_worker_forget(ne_worker *w);
 
@@ -499,25 +518,39 @@ struct ne_ppool {
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int startup_deaths;      /* workers in a row that died in their initializer */
     uint32_t batch[NE_RING]; /* the collection round's results */
+    int *dead;               /* [max_workers]: the round's dead workers (collector's) */
+    unsigned char *running;  /* [max_workers]: committed_workers()'s, lock held */
     ne_ppool *next;          /* link in st->ppools */
 };
 
 extern PyType_Spec ne_ppool_spec;
-void ne_ppool_publish(ne_ppool *p, uint32_t idx);
-int ne_ppool_place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
-                   ne_bridge *bridge, uint64_t ticket);
-void ne_ppool_stream(ne_ppool *p, uint32_t idx, ne_blob *blob);
-void ne_ppool_release_slot(ne_ppool *p, uint32_t idx);
-void ne_ppool_refill(ne_ppool *p);
 void ne_ppool_spawn_if_needed(ne_ppool *p);
 void ne_ppool_break(ne_ppool *p, const char *reason);
+int ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures);
+void ne_ppool_teardown(ne_ppool *p);
+void ne_ppool_after_fork_child(ne_ppool *p, int quiet);
+
+PyObject *ne_ppool_broken_error(ne_ppool *p, PyObject *reason);
+
+/* ---------------------------------------------------- process_submit.c */
+
+PyObject *ne_ppool_submit(ne_ppool *p, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames);
 PyObject *ne_ppool_run(ne_ppool *p, const char *name, PyObject *const *args,
                        Py_ssize_t nargs, PyObject *kwnames);
 int ne_ppool_start(ne_ppool *p, ne_task *t);
-int ne_ppool_shutdown(ne_ppool *p, int wait, int cancel_futures);
-int ne_ppool_force_shutdown(ne_ppool *p, uint32_t request);
-void ne_ppool_finish(ne_ppool *p);
-void ne_ppool_after_fork_child(ne_ppool *p, int quiet);
+
+/* -------------------------------------------------------- slot_table.c */
+
+ne_pending *ne_pending_pop(ne_ppool *p);
+void ne_pending_free(ne_pending *t);
+int ne_slots_admit(ne_ppool *p, ne_blob *blob, PyObject *future, ne_bridge *bridge,
+                   uint64_t ticket);
+void ne_slots_refill(ne_ppool *p);
+void ne_slots_release(ne_ppool *p, uint32_t idx);
+int ne_slots_withdraw(ne_ppool *p, uint64_t ticket);
+int ne_slots_claimed(ne_ppool *p, uint64_t ticket);
+void ne_slots_cancel_unclaimed(ne_ppool *p, int spare_handed);
 
 /* --------------------------------------------------------- collector.c */
 
@@ -530,8 +563,8 @@ int ne_zygote_start(ne_ppool *p);
 int ne_fork_is_ours(void);
 void ne_zygote_stop(ne_ppool *p, uint32_t request);
 
-/* ------------------------------------------------------- proc_worker.c */
+/* ---------------------------------------------------- process_worker.c */
 
-_Noreturn void ne_proc_worker_main(ne_ppool *p, int w);
+_Noreturn void ne_process_worker_main(ne_ppool *p, int w);
 
 #endif /* NATIVE_EXEC_H */

@@ -79,7 +79,7 @@ lazy_start(PyObject *self)
     int rc;
     if (PyObject_TypeCheck(pool, st->ThreadPoolType)) {
         t->context = PyContext_CopyCurrent();
-        rc = t->context == NULL ? -1 : ne_pool_push((ne_pool *)pool, t, 0);
+        rc = t->context == NULL ? -1 : ne_tpool_push((ne_tpool *)pool, t, 0);
         if (rc < 0) {
             ne_task_free(t);
         }

@@ -164,8 +164,8 @@ ne_thread_get_state(ne_thread *t)
     return state;
 }
 
-int
-ne_thread_is_current(ne_thread *t)
+static int
+is_current(ne_thread *t)
 {
     return t != NULL && current_thread == t;
 }
@@ -181,7 +181,7 @@ ne_thread_after_fork_child(ne_thread *t)
     t->joining = 0;
 }
 
-/* pthread_atfork child handler (thread_pool.c): the orphans are the
+/* pthread_atfork child handler (thread_pool_fork.c): the orphans are the
  * parent's threads, and a thread that vanished may have held the lock. */
 void
 ne_thread_fork_child(void)
@@ -267,7 +267,7 @@ ne_thread_join_orphans(ne_join_how how)
 int
 ne_thread_join(ne_thread *t, ne_join_how how)
 {
-    if (ne_thread_is_current(t)) {
+    if (is_current(t)) {
         adopt(t);
         return 1;
     }

@@ -107,8 +107,8 @@ ne_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns)
     return (int)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tsp, NULL, 0);
 }
 
-void
-ne_futex_wake(_Atomic uint32_t *word, int count)
+static void
+futex_wake(_Atomic uint32_t *word, int count)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, count, NULL, NULL, 0);
 }
@@ -117,7 +117,7 @@ void
 ne_futex_ring(_Atomic uint32_t *word, int count)
 {
     atomic_fetch_add(word, 1);
-    ne_futex_wake(word, count);
+    futex_wake(word, count);
 }
 
 /* ------------------------------------------------------ named segments */

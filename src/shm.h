@@ -21,13 +21,13 @@
  *    +------------- worker died: parent fails the task ----+ (from RUNNING)
  *
  * A READY task counts as handed to a worker when some worker is committed
- * to claiming one next: a worker being spawned for it (W_SPAWN), one alive
+ * to claiming one next: a worker being spawned for it (NE_WORKER_SPAWN), one alive
  * and neither running a task, asleep nor leaving (starting, in its
  * initializer, returning from a task, lingering), or one asleep but woken
  * for it (nwoken).  With c such workers, the oldest c READY tasks in ring
  * order are the ones they will claim; shutdown(cancel_futures=True)
  * withdraws only those behind them, as the stdlib cancels only the calls
- * it has not handed to its workers' queue (process_pool.c,
+ * it has not handed to its workers' queue (slot_table.c,
  * committed_workers()).
  *
  * Every update made under the lock leaves a state another process can
@@ -52,22 +52,27 @@
 #define NE_STREAM_MIN (4ULL << 20)        /* payloads this big are read as they are written */
 #define NE_STREAM_CHUNK (1ULL << 20)
 
-enum { SLOT_FREE = 0, SLOT_READY, SLOT_RUNNING, SLOT_DONE };
-enum { SPAN_NONE = 0, SPAN_INLINE, SPAN_ARENA, SPAN_WINDOW, SPAN_NAMED };
-enum { W_EMPTY = 0, W_SPAWN, W_ALIVE, W_DEAD };
+/* A slot's state (ne_slot.state), in the order above. */
+enum { NE_SLOT_FREE = 0, NE_SLOT_READY, NE_SLOT_RUNNING, NE_SLOT_DONE };
+/* Where a payload lives (ne_span.kind): nowhere yet, in its slot, in the
+ * argument arena, in its worker's result window, or in a named segment. */
+enum { NE_SPAN_NONE = 0, NE_SPAN_INLINE, NE_SPAN_ARENA, NE_SPAN_WINDOW, NE_SPAN_NAMED };
+/* A worker slot's state (ne_wslot.state): unused, asked of the zygote,
+ * running, dead and not yet buried by the collector. */
+enum { NE_WORKER_EMPTY = 0, NE_WORKER_SPAWN, NE_WORKER_ALIVE, NE_WORKER_DEAD };
 /* What the owner asks of the zygote (zygote_exit).  The request only ever
  * rises: a later, milder one (the collector's ordinary stop after a
  * terminate_workers()) must not undo a harsher one. */
 enum {
-    ZYGOTE_RUN = 0,      /* fork workers as the owner asks */
-    ZYGOTE_DRAIN,        /* fork no more; leave once the workers have left */
-    ZYGOTE_TERMINATE,    /* SIGTERM every worker, SIGKILL after a grace period */
-    ZYGOTE_KILL,         /* SIGKILL every worker */
+    NE_ZYGOTE_RUN = 0,      /* fork workers as the owner asks */
+    NE_ZYGOTE_DRAIN,        /* fork no more; leave once the workers have left */
+    NE_ZYGOTE_TERMINATE,    /* SIGTERM every worker, SIGKILL after a grace period */
+    NE_ZYGOTE_KILL,         /* SIGKILL every worker */
 };
 
 /* Where a payload lives. */
 typedef struct {
-    uint32_t kind;                        /* SPAN_* */
+    uint32_t kind;                        /* NE_SPAN_* */
     uint32_t pad;
     uint64_t offset;                      /* ARENA, WINDOW: from the region base */
     uint64_t length;
@@ -76,7 +81,7 @@ typedef struct {
 } ne_span;
 
 typedef struct {
-    _Atomic uint32_t state;               /* SLOT_*: changed under the lock */
+    _Atomic uint32_t state;               /* NE_SLOT_*: changed under the lock */
     int32_t worker;                       /* lock: index of the worker running it */
     uint32_t is_error;                    /* result is a pickled exception */
     uint32_t pad;
@@ -90,7 +95,7 @@ typedef struct {
 /* One worker process.  The parent moves EMPTY->SPAWN and DEAD->EMPTY; the
  * zygote moves SPAWN->ALIVE (or DEAD if fork fails) and ALIVE->DEAD. */
 typedef struct {
-    _Atomic uint32_t state;               /* W_* */
+    _Atomic uint32_t state;               /* NE_WORKER_* */
     int32_t pid;
     int32_t status;                       /* waitpid() status once DEAD */
     uint32_t sleeping;                    /* lock: waiting for work */
@@ -121,8 +126,7 @@ typedef struct {
     _Atomic uint32_t work_seq;            /* workers wait here */
     _Atomic uint32_t collector_seq;       /* the parent's collector waits here */
     _Atomic uint32_t zygote_seq;          /* the zygote waits here */
-    _Atomic uint32_t zygote_exit;         /* ZYGOTE_*: raised by the owner only */
-    int32_t owner_pid;
+    _Atomic uint32_t zygote_exit;         /* NE_ZYGOTE_*: raised by the owner only */
     int32_t zygote_pid;
 } ne_shm;
 
@@ -144,7 +148,6 @@ void ne_shm_unlock(ne_shm *shm);
 
 /* futex(2) on a word of the shared region (not FUTEX_PRIVATE: processes share it). */
 int ne_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns);
-void ne_futex_wake(_Atomic uint32_t *word, int count);
 /* Bump the word and wake its waiters; safe in a signal handler. */
 void ne_futex_ring(_Atomic uint32_t *word, int count);
 

@@ -117,7 +117,7 @@ ne_task_begin(ne_state *st, ne_task *t)
 
 /* Complete, or hand to the loop, the future of a task that ran.  Consumes t. */
 void
-ne_task_finish(ne_state *st, ne_task *t)
+ne_task_complete(ne_state *st, ne_task *t)
 {
     if (t->error != NULL) {
         ne_complete(st, t->future, t->bridge, NE_EXCEPTION, t->error);

@@ -5,7 +5,7 @@
  * it claims a worker that has just finished a task and is about to look at
  * the queue; failing that a new worker starts, up to max_workers.  A
  * worker that holds the GIL takes the next task straight from the queue,
- * so a burst of short tasks runs under one GIL acquisition (see worker.c).
+ * so a burst of short tasks runs under one GIL acquisition (see thread_worker.c).
  *
  * Signals are only sent to workers counted in nidle, which are inside
  * pthread_cond_wait (counted under the mutex they wait with), so none is
@@ -23,12 +23,14 @@
 
 #include <errno.h>
 
+static void reap(ne_tpool *p, int block);
+
 static const char BROKEN_MESSAGE[] =
     "A thread initializer failed, the thread pool is not usable anymore";
 
 /* mutex */
 static void
-enqueue(ne_pool *p, ne_task *t)
+enqueue(ne_tpool *p, ne_task *t)
 {
     t->next = NULL;
     if (p->tail != NULL) {
@@ -42,8 +44,8 @@ enqueue(ne_pool *p, ne_task *t)
 }
 
 /* mutex: empty the queue and return what it held, oldest first. */
-static ne_task *
-take_all(ne_pool *p)
+ne_task *
+ne_tpool_take_all(ne_tpool *p)
 {
     ne_task *all = p->head;
     p->head = p->tail = NULL;
@@ -55,11 +57,11 @@ take_all(ne_pool *p)
  * woken, started or claimed for (nwoken + npromised), which stay queued;
  * return the others, oldest first. */
 static ne_task *
-take_unpromised(ne_pool *p)
+take_unpromised(ne_tpool *p)
 {
     Py_ssize_t keep = (Py_ssize_t)p->nwoken + p->npromised;
     if (keep <= 0) {
-        return take_all(p);
+        return ne_tpool_take_all(p);
     }
     ne_task *last = p->head;  /* the last call kept */
     if (last == NULL) {
@@ -96,7 +98,7 @@ broken_error(ne_state *st)
 
 /* Mutex held: why p takes no new work, or NULL. */
 static const char *
-refusal_locked(ne_pool *p)
+refusal_locked(ne_tpool *p)
 {
     if (p->broken) {
         return BROKEN_MESSAGE;
@@ -112,7 +114,7 @@ refusal_locked(ne_pool *p)
 
 /* Raise the error refusal_locked() named; -1. */
 static int
-raise_refusal(ne_pool *p, const char *refusal)
+raise_refusal(ne_tpool *p, const char *refusal)
 {
     if (refusal == BROKEN_MESSAGE) {
         PyObject *exc = broken_error(p->st);
@@ -132,7 +134,7 @@ raise_refusal(ne_pool *p, const char *refusal)
  * cannot starve it.  On -1 (an exception set) t was not queued and still
  * belongs to the caller. */
 int
-ne_pool_push(ne_pool *p, ne_task *t, int elastic)
+ne_tpool_push(ne_tpool *p, ne_task *t, int elastic)
 {
     const char *refusal = NULL;
     int spawn = 0;
@@ -170,7 +172,7 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
         return raise_refusal(p, refusal);
     }
     if (spawn) {
-        ne_pool_reap(p, 0);  /* retired workers' threads, so they do not pile up */
+        reap(p, 0);  /* retired workers' threads, so they do not pile up */
     }
     if (spawn && ne_worker_spawn(p) < 0) {
         /* With other workers alive the task still runs; with none, nothing
@@ -178,7 +180,7 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
         pthread_mutex_lock(&p->mutex);
         p->nthreads--;
         p->npromised--;
-        ne_task *orphans = p->nthreads == 0 ? take_all(p) : NULL;
+        ne_task *orphans = p->nthreads == 0 ? ne_tpool_take_all(p) : NULL;
         pthread_mutex_unlock(&p->mutex);
         if (orphans == NULL) {
             PyErr_Clear();
@@ -200,11 +202,11 @@ ne_pool_push(ne_pool *p, ne_task *t, int elastic)
 
 /* Refuse new work and fail everything queued with BrokenThreadPool. */
 void
-ne_pool_break(ne_pool *p)
+ne_tpool_break(ne_tpool *p)
 {
     pthread_mutex_lock(&p->mutex);
     p->broken = 1;
-    ne_task *queued = take_all(p);
+    ne_task *queued = ne_tpool_take_all(p);
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mutex);
 
@@ -217,7 +219,7 @@ ne_pool_break(ne_pool *p)
 }
 
 struct workers_left {
-    ne_pool *p;
+    ne_tpool *p;
     int keep;
 };
 
@@ -232,17 +234,17 @@ workers_left(void *arg)
 /* Wait until at most `keep` workers remain, with the GIL released; Ctrl-C
  * interrupts the wait as it does Thread.join (-1, exception set). */
 static int
-wait_for_workers(ne_pool *p, int keep)
+wait_for_workers(ne_tpool *p, int keep)
 {
     struct workers_left w = {.p = p, .keep = keep};
     return ne_wait_until(&p->mutex, &p->exited, workers_left, &w, 1);
 }
 
 /* mutex: a worker leaving hands its thread over, to be joined by
- * ne_pool_reap.  Without memory to note it, the handle is dropped: its
+ * reap.  Without memory to note it, the handle is dropped: its
  * thread is then detached as it ends and only the joining is lost. */
 void
-ne_pool_note_gone(ne_pool *p, ne_thread *thread)
+ne_tpool_note_gone(ne_tpool *p, ne_thread *thread)
 {
     if (p->ngone == p->gone_cap) {
         size_t cap = p->gone_cap ? 2 * p->gone_cap : 8;
@@ -260,7 +262,7 @@ ne_pool_note_gone(ne_pool *p, ne_thread *thread)
 /* mutex: drop the threads seen joined; the first not yet joined at or
  * after *from (a new reference; *from moves past it), or NULL. */
 static ne_thread *
-next_unjoined(ne_pool *p, size_t *from)
+next_unjoined(ne_tpool *p, size_t *from)
 {
     size_t kept = 0;
     ne_thread *found = NULL;
@@ -288,8 +290,8 @@ next_unjoined(ne_pool *p, size_t *from)
  * gone; the threads waited for have left Python and are only exiting, so
  * the wait is short and not interruptible.  Otherwise join only those
  * whose function has returned, never waiting. */
-void
-ne_pool_reap(ne_pool *p, int block)
+static void
+reap(ne_tpool *p, int block)
 {
     size_t from = 0;
     for (;;) {
@@ -308,7 +310,7 @@ ne_pool_reap(ne_pool *p, int block)
 }
 
 int
-ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
+ne_tpool_shutdown(ne_tpool *p, int wait, int cancel_futures)
 {
     pthread_mutex_lock(&p->mutex);
     p->shutdown = 1;
@@ -324,188 +326,14 @@ ne_pool_shutdown(ne_pool *p, int wait, int cancel_futures)
     if (wait_for_workers(p, ne_worker_is_current(p) ? 1 : 0) < 0) {
         return -1;
     }
-    ne_pool_reap(p, 1);
+    reap(p, 1);
     return 0;
-}
-
-/* Fork support.  glibc runs the prepare handler inside fork(), after every
- * Python-level before-fork hook, so no Python code (and no GIL hand-off)
- * happens while it holds the pool mutexes: a worker never waits for the
- * GIL holding one, so taking them cannot deadlock.  The child thus never
- * inherits a queue half-modified by a worker.  The child handler rebuilds
- * each pool with no workers at once; what the parent's workers and queue
- * held is left for the Python-level hook (ne_pool_after_fork_child),
- * which needs the GIL to complete futures. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static ne_pool *registry;  /* registry_lock: every live thread pool */
-
-static void
-fork_prepare(void)
-{
-    pthread_mutex_lock(&registry_lock);
-    for (ne_pool *p = registry; p != NULL; p = p->next) {
-        pthread_mutex_lock(&p->mutex);
-    }
-}
-
-static void
-fork_parent(void)
-{
-    for (ne_pool *p = registry; p != NULL; p = p->next) {
-        pthread_mutex_unlock(&p->mutex);
-    }
-    pthread_mutex_unlock(&registry_lock);
-}
-
-static void
-fork_child(void)
-{
-    ne_thread_fork_child();
-    /* A task running on a worker may fork: that worker is the thread that
-     * goes on in the child, with its task, and stays in its pool. */
-    ne_worker *self = ne_worker_current();
-    for (ne_pool *p = registry; p != NULL; p = p->next) {
-        pthread_cond_init(&p->work, NULL);
-        pthread_cond_init(&p->exited, NULL);
-        ne_worker **wtail = &p->forked_workers;
-        while (*wtail != NULL) {
-            wtail = &(*wtail)->next;
-        }
-        ne_worker *survivor = NULL;
-        for (ne_worker *w = p->workers, *next; w != NULL; w = next) {
-            next = w->next;
-            if (w == self) {
-                survivor = w;
-                continue;
-            }
-            w->next = NULL;
-            *wtail = w;
-            wtail = &w->next;
-        }
-        p->workers = survivor;
-        if (survivor != NULL) {
-            survivor->next = NULL;
-        }
-        ne_task **ttail = &p->forked_tasks;
-        while (*ttail != NULL) {
-            ttail = &(*ttail)->next;
-        }
-        *ttail = take_all(p);
-        p->ngone = 0;  /* the parent's threads: not here (their handles are leaked) */
-        p->nthreads = survivor != NULL;
-        p->nidle = p->nwoken = p->nreturning = p->npromised = 0;
-        if (survivor != NULL) {
-            survivor->returning = survivor->promised = 0;
-        }
-        pthread_mutex_unlock(&p->mutex);
-    }
-    pthread_mutex_unlock(&registry_lock);
-}
-
-int
-ne_pool_install_fork_handlers(void)
-{
-    static int installed;
-    if (installed) {
-        return 0;
-    }
-    int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
-    if (rc != 0) {
-        errno = rc;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    installed = 1;
-    return 0;
-}
-
-/* GIL: a list holding a strong reference to every live thread pool. */
-PyObject *
-ne_pool_snapshot(void)
-{
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        return NULL;
-    }
-    pthread_mutex_lock(&registry_lock);
-    for (ne_pool *p = registry; p != NULL; p = p->next) {
-        if (PyList_Append(list, (PyObject *)p) < 0) {
-            Py_CLEAR(list);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&registry_lock);
-    return list;
-}
-
-/* A task inherited by a forked child: failed with error, or cancelled if
- * error is NULL; or just dropped when quiet.  Consumes t. */
-static void
-abandon_in_child(ne_state *st, ne_task *t, PyObject *error, int quiet)
-{
-    if (!quiet) {
-        ne_complete_inherited(st, t->future, t->bridge, error);
-    }
-    ne_task_free(t);
-}
-
-/* In the child only the forking thread exists.  Work the parent submitted
- * stays the parent's: tasks that were running fail with BrokenThreadPool,
- * queued ones are cancelled.  quiet: the child is one of our own forks
- * (zygote, process worker), which never runs the parent's callbacks, so
- * the tasks are just dropped. */
-void
-ne_pool_after_fork_child(ne_pool *p, int quiet)
-{
-    ne_worker *dead = p->forked_workers;
-    ne_task *queued = p->forked_tasks;
-    p->forked_workers = NULL;
-    p->forked_tasks = NULL;
-    if (dead == NULL && queued == NULL) {
-        return;
-    }
-    ne_state *st = p->st;
-    PyObject *lost = quiet ? NULL : PyObject_CallFunction(
-        st->BrokenThreadPool, "s",
-        "the worker thread running this task does not exist in the child process after fork()");
-    if (lost == NULL) {
-        PyErr_Clear();
-    }
-    Py_INCREF(p);  /* the dead workers' references are released below */
-    while (dead != NULL) {
-        ne_worker *next = dead->next;
-        if (dead->current != NULL) {
-            abandon_in_child(st, dead->current, lost, quiet);
-        }
-        ne_worker_forget(dead);
-        dead = next;
-    }
-    while (queued != NULL) {
-        ne_task *next = queued->next;
-        abandon_in_child(st, queued, NULL, quiet);
-        queued = next;
-    }
-    Py_XDECREF(lost);
-    Py_DECREF(p);
 }
 
 /* ------------------------------------------------------------ the type */
 
-static void
-registry_unlink(ne_pool *p)
-{
-    pthread_mutex_lock(&registry_lock);
-    for (ne_pool **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&registry_lock);
-}
-
 static PyObject *
-pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+tpool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"max_workers", "thread_name_prefix", "initializer",
                              "initargs", NULL};
@@ -524,7 +352,7 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "initializer must be a callable");
         return NULL;
     }
-    ne_pool *p = (ne_pool *)type->tp_alloc(type, 0);
+    ne_tpool *p = (ne_tpool *)type->tp_alloc(type, 0);
     if (p == NULL) {
         return NULL;
     }
@@ -540,17 +368,14 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     p->prefix = Py_NewRef(prefix);
     p->initializer = Py_NewRef(initializer);
     p->initargs = initargs != NULL ? Py_NewRef(initargs) : PyTuple_New(0);
-    pthread_mutex_lock(&registry_lock);
-    p->next = registry;
-    registry = p;
-    pthread_mutex_unlock(&registry_lock);
+    ne_tpool_register(p);
     return (PyObject *)p;
 }
 
 static int
-pool_traverse(PyObject *self, visitproc visit, void *arg)
+tpool_traverse(PyObject *self, visitproc visit, void *arg)
 {
-    ne_pool *p = (ne_pool *)self;
+    ne_tpool *p = (ne_tpool *)self;
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(p->prefix);
     Py_VISIT(p->initializer);
@@ -559,9 +384,9 @@ pool_traverse(PyObject *self, visitproc visit, void *arg)
 }
 
 static int
-pool_clear(PyObject *self)
+tpool_clear(PyObject *self)
 {
-    ne_pool *p = (ne_pool *)self;
+    ne_tpool *p = (ne_tpool *)self;
     Py_CLEAR(p->initializer);
     Py_CLEAR(p->initargs);
     return 0;
@@ -569,34 +394,34 @@ pool_clear(PyObject *self)
 
 /* Workers hold references, so a pool is only freed once all have left. */
 static void
-pool_dealloc(PyObject *self)
+tpool_dealloc(PyObject *self)
 {
-    ne_pool *p = (ne_pool *)self;
+    ne_tpool *p = (ne_tpool *)self;
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     if (p->st != NULL) {
-        registry_unlink(p);
-        ne_pool_reap(p, 1);
+        ne_tpool_unregister(p);
+        reap(p, 1);
         PyMem_RawFree(p->gone);
-        abandon_all(p->st, take_all(p), NULL);
+        abandon_all(p->st, ne_tpool_take_all(p), NULL);
         pthread_cond_destroy(&p->exited);
         pthread_cond_destroy(&p->work);
         pthread_mutex_destroy(&p->mutex);
     }
-    pool_clear(self);
+    tpool_clear(self);
     Py_CLEAR(p->prefix);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
 
-PyDoc_STRVAR(pool_submit_doc,
+PyDoc_STRVAR(tpool_submit_doc,
 "submit($self, fn, /, *args, **kwargs)\n--\n\n"
 "Schedule fn(*args, **kwargs) and return a concurrent.futures.Future.");
 
 static PyObject *
-pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+tpool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    ne_pool *p = (ne_pool *)self;
+    ne_tpool *p = (ne_tpool *)self;
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError,
                         "submit() missing 1 required positional argument: 'fn'");
@@ -611,7 +436,7 @@ pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_DECREF(fut);
         return NULL;
     }
-    if (ne_pool_push(p, t, 0) < 0) {
+    if (ne_tpool_push(p, t, 0) < 0) {
         ne_task_free(t);
         Py_DECREF(fut);
         return NULL;
@@ -625,7 +450,7 @@ pool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
  * asyncio.to_thread would return: a coroutine that calls runner(func,
  * *args, **kwargs) once it runs (runner NULL: this pool's run). */
 PyObject *
-ne_pool_run(ne_pool *p, PyObject *loop, PyObject *runner, const char *name,
+ne_tpool_run(ne_tpool *p, PyObject *loop, PyObject *runner, const char *name,
             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     ne_state *st = p->st;
@@ -674,44 +499,44 @@ ne_pool_run(ne_pool *p, PyObject *loop, PyObject *runner, const char *name,
     return fut;
 }
 
-PyDoc_STRVAR(pool_run_doc,
+PyDoc_STRVAR(tpool_run_doc,
 "run($self, func, /, *args, **kwargs)\n--\n\n"
 "Run func(*args, **kwargs) on this pool and return an awaitable asyncio\n"
 "future of the running loop, as asyncio.to_thread does on its executor.");
 
 static PyObject *
-pool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+tpool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return ne_pool_run((ne_pool *)self, NULL, NULL, "ThreadPoolExecutor.run",
+    return ne_tpool_run((ne_tpool *)self, NULL, NULL, "ThreadPoolExecutor.run",
                        args, nargs, kwnames);
 }
 
-PyDoc_STRVAR(pool_shutdown_doc,
+PyDoc_STRVAR(tpool_shutdown_doc,
 "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
 "Refuse new tasks; queued tasks still run unless cancel_futures is true.\n"
 "With wait, return once every worker has exited.");
 
 static PyObject *
-pool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
+tpool_shutdown(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     int wait, cancel_futures;
     if (ne_parse_shutdown(args, kwargs, &wait, &cancel_futures) < 0) {
         return NULL;
     }
-    if (ne_pool_shutdown((ne_pool *)self, wait, cancel_futures) < 0) {
+    if (ne_tpool_shutdown((ne_tpool *)self, wait, cancel_futures) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(pool_stats_doc,
+PyDoc_STRVAR(tpool_stats_doc,
 "stats($self, /)\n--\n\n"
 "A snapshot of the pool: threads, idle, queued, max_workers, shutdown, broken.");
 
 static PyObject *
-pool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
+tpool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    ne_pool *p = (ne_pool *)self;
+    ne_tpool *p = (ne_tpool *)self;
     pthread_mutex_lock(&p->mutex);
     int threads = p->nthreads, idle = p->nidle, shutdown = p->shutdown,
         broken = p->broken;
@@ -723,45 +548,45 @@ pool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
                          "broken", broken ? Py_True : Py_False);
 }
 
-static PyMethodDef pool_methods[] = {
-    {"submit", (PyCFunction)(void (*)(void))pool_submit,
-     METH_FASTCALL | METH_KEYWORDS, pool_submit_doc},
-    {"run", (PyCFunction)(void (*)(void))pool_run,
-     METH_FASTCALL | METH_KEYWORDS, pool_run_doc},
-    {"shutdown", (PyCFunction)(void (*)(void))pool_shutdown,
-     METH_VARARGS | METH_KEYWORDS, pool_shutdown_doc},
-    {"stats", pool_stats, METH_NOARGS, pool_stats_doc},
+static PyMethodDef tpool_methods[] = {
+    {"submit", (PyCFunction)(void (*)(void))tpool_submit,
+     METH_FASTCALL | METH_KEYWORDS, tpool_submit_doc},
+    {"run", (PyCFunction)(void (*)(void))tpool_run,
+     METH_FASTCALL | METH_KEYWORDS, tpool_run_doc},
+    {"shutdown", (PyCFunction)(void (*)(void))tpool_shutdown,
+     METH_VARARGS | METH_KEYWORDS, tpool_shutdown_doc},
+    {"stats", tpool_stats, METH_NOARGS, tpool_stats_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static PyObject *
-pool_repr(PyObject *self)
+tpool_repr(PyObject *self)
 {
-    ne_pool *p = (ne_pool *)self;
+    ne_tpool *p = (ne_tpool *)self;
     return PyUnicode_FromFormat("<native_exec ThreadPool %R max_workers=%d>",
                                 p->prefix, p->max_workers);
 }
 
-PyDoc_STRVAR(pool_doc,
+PyDoc_STRVAR(tpool_doc,
 "ThreadPool(max_workers, thread_name_prefix, initializer=None, initargs=())\n"
 "--\n\n"
 "The native core of native_exec.ThreadPoolExecutor: pthread workers, each\n"
 "with one thread state for its whole life, waiting with the GIL released.");
 
-static PyType_Slot pool_slots[] = {
-    {Py_tp_new, pool_new},
-    {Py_tp_dealloc, pool_dealloc},
-    {Py_tp_traverse, pool_traverse},
-    {Py_tp_clear, pool_clear},
-    {Py_tp_methods, pool_methods},
-    {Py_tp_repr, pool_repr},
-    {Py_tp_doc, (void *)pool_doc},
+static PyType_Slot tpool_slots[] = {
+    {Py_tp_new, tpool_new},
+    {Py_tp_dealloc, tpool_dealloc},
+    {Py_tp_traverse, tpool_traverse},
+    {Py_tp_clear, tpool_clear},
+    {Py_tp_methods, tpool_methods},
+    {Py_tp_repr, tpool_repr},
+    {Py_tp_doc, (void *)tpool_doc},
     {0, NULL},
 };
 
-PyType_Spec ne_pool_spec = {
+PyType_Spec ne_tpool_spec = {
     .name = "native_exec._native.ThreadPool",
-    .basicsize = sizeof(ne_pool),
+    .basicsize = sizeof(ne_tpool),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = pool_slots,
+    .slots = tpool_slots,
 };

@@ -78,18 +78,18 @@ fork_worker(ne_ppool *p, int w)
     ne_wslot *ws = &p->region.workers[w];
     pid_t pid = fork_ours();
     if (pid == 0) {
-        ne_proc_worker_main(p, w);
+        ne_process_worker_main(p, w);
     }
     if (pid < 0) {
         /* reported as a worker that died at once, with the errno negated */
         ws->pid = 0;
         ws->status = -errno;
-        atomic_store(&ws->state, W_DEAD);
+        atomic_store(&ws->state, NE_WORKER_DEAD);
         ne_futex_ring(&p->region.shm->collector_seq, 1);
         return;
     }
     ws->pid = pid;
-    atomic_store(&ws->state, W_ALIVE);
+    atomic_store(&ws->state, NE_WORKER_ALIVE);
 }
 
 /* Collect exited workers; returns how many are still alive. */
@@ -101,9 +101,9 @@ reap(ne_ppool *p)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (int w = 0; w < p->region.nworkers; w++) {
             ne_wslot *ws = &p->region.workers[w];
-            if (ws->pid == pid && atomic_load(&ws->state) == W_ALIVE) {
+            if (ws->pid == pid && atomic_load(&ws->state) == NE_WORKER_ALIVE) {
                 ws->status = status;
-                atomic_store(&ws->state, W_DEAD);
+                atomic_store(&ws->state, NE_WORKER_DEAD);
                 ne_futex_ring(&p->region.shm->collector_seq, 1);
                 break;
             }
@@ -111,7 +111,7 @@ reap(ne_ppool *p)
     }
     int alive = 0;
     for (int w = 0; w < p->region.nworkers; w++) {
-        alive += atomic_load(&p->region.workers[w].state) == W_ALIVE;
+        alive += atomic_load(&p->region.workers[w].state) == NE_WORKER_ALIVE;
     }
     return alive;
 }
@@ -124,7 +124,7 @@ signal_workers(ne_ppool *p, int sig)
 {
     for (int w = 0; w < p->region.nworkers; w++) {
         ne_wslot *ws = &p->region.workers[w];
-        if (atomic_load(&ws->state) == W_ALIVE && ws->pid > 0) {
+        if (atomic_load(&ws->state) == NE_WORKER_ALIVE && ws->pid > 0) {
             kill(ws->pid, sig);
         }
     }
@@ -148,7 +148,7 @@ unlink_orphaned_payloads(ne_ppool *p)
     for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
         ne_span *spans[2] = {&p->region.slots[idx].args, &p->region.slots[idx].result};
         for (int i = 0; i < 2; i++) {
-            if (spans[i]->kind == SPAN_NAMED) {
+            if (spans[i]->kind == NE_SPAN_NAMED) {
                 char name[NE_NAME_MAX];
                 memcpy(name, spans[i]->name, NE_NAME_MAX);
                 name[NE_NAME_MAX - 1] = '\0';
@@ -194,30 +194,30 @@ zygote_main(ne_ppool *p)
         uint32_t request = atomic_load(&shm->zygote_exit);
         int orphaned = getppid() != p->owner_pid;
         if (orphaned) {
-            request = ZYGOTE_KILL;  /* the owner died: no orphans */
+            request = NE_ZYGOTE_KILL;  /* the owner died: no orphans */
         }
-        if (request == ZYGOTE_TERMINATE) {
+        if (request == NE_ZYGOTE_TERMINATE) {
             if (kill_at < 0) {
                 kill_at = monotonic_ns() + TERMINATE_GRACE_NS;
                 signal_workers(p, SIGTERM);
             }
             else if (monotonic_ns() >= kill_at) {
-                request = ZYGOTE_KILL;
+                request = NE_ZYGOTE_KILL;
             }
         }
-        if (request == ZYGOTE_KILL) {
+        if (request == NE_ZYGOTE_KILL) {
             signal_workers(p, SIGKILL);
         }
         int alive = reap(p);
-        if (request != ZYGOTE_RUN && alive == 0) {
+        if (request != NE_ZYGOTE_RUN && alive == 0) {
             if (orphaned) {
                 unlink_orphaned_payloads(p);
             }
             _exit(0);
         }
-        if (request == ZYGOTE_RUN) {
+        if (request == NE_ZYGOTE_RUN) {
             for (int w = 0; w < p->region.nworkers; w++) {
-                if (atomic_load(&p->region.workers[w].state) == W_SPAWN) {
+                if (atomic_load(&p->region.workers[w].state) == NE_WORKER_SPAWN) {
                     fork_worker(p, w);
                 }
             }
@@ -251,8 +251,8 @@ ne_zygote_start(ne_ppool *p)
 }
 
 /* In the owner: workers leave once the queue is empty, then the zygote
- * leaves (ZYGOTE_DRAIN); or the workers are signalled at once
- * (ZYGOTE_TERMINATE, ZYGOTE_KILL).  A milder request than one already made
+ * leaves (NE_ZYGOTE_DRAIN); or the workers are signalled at once
+ * (NE_ZYGOTE_TERMINATE, NE_ZYGOTE_KILL).  A milder request than one already made
  * changes nothing. */
 void
 ne_zygote_stop(ne_ppool *p, uint32_t request)

@@ -20,7 +20,7 @@
 static _Thread_local ne_worker *current_worker;
 
 int
-ne_worker_is_current(ne_pool *p)
+ne_worker_is_current(ne_tpool *p)
 {
     return current_worker != NULL && current_worker->pool == p;
 }
@@ -34,7 +34,7 @@ ne_worker_current(void)
 /* mutex: a worker started or claimed for a call has looked at the queue,
  * whatever it found there. */
 static void
-keep_promise(ne_pool *p, ne_worker *w)
+keep_promise(ne_tpool *p, ne_worker *w)
 {
     if (w->promised) {
         w->promised = 0;
@@ -44,7 +44,7 @@ keep_promise(ne_pool *p, ne_worker *w)
 
 /* mutex: the oldest queued task, now this worker's current one. */
 static ne_task *
-take(ne_pool *p, ne_worker *w)
+take(ne_tpool *p, ne_worker *w)
 {
     keep_promise(p, w);
     ne_task *t = p->head;
@@ -63,7 +63,7 @@ take(ne_pool *p, ne_worker *w)
 /* mutex: whether w counts as returning, i.e. as about to look for work,
  * so that a submit meanwhile claims it rather than start a worker. */
 static void
-set_returning(ne_pool *p, ne_worker *w, int on)
+set_returning(ne_tpool *p, ne_worker *w, int on)
 {
     if (w->returning != on) {
         w->returning = on;
@@ -82,7 +82,7 @@ set_returning(ne_pool *p, ne_worker *w, int on)
  * next call of a caller awaiting one at a time usually comes within that
  * moment, and is then taken without a futex wake-up on either side. */
 static void
-linger(ne_pool *p)
+linger(ne_tpool *p)
 {
     for (int i = 0; i < NE_LINGER_SPINS; i++) {
         if (ne_queued_get(p) != 0) {
@@ -96,7 +96,7 @@ linger(ne_pool *p)
 static void
 serve(ne_worker *w)
 {
-    ne_pool *p = w->pool;
+    ne_tpool *p = w->pool;
     ne_state *st = p->st;
     PyThreadState *ts = PyEval_SaveThread();
     pthread_mutex_lock(&p->mutex);
@@ -133,7 +133,7 @@ serve(ne_worker *w)
             set_returning(p, w, early);
             pthread_mutex_unlock(&p->mutex);
             if (go) {
-                ne_task_finish(st, t);
+                ne_task_complete(st, t);
             }
             else {
                 ne_task_free(t);
@@ -153,7 +153,7 @@ serve(ne_worker *w)
 }
 
 static void
-unlink_worker(ne_pool *p, ne_worker *w)
+unlink_worker(ne_tpool *p, ne_worker *w)
 {
     for (ne_worker **pp = &p->workers; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == w) {
@@ -177,7 +177,7 @@ static void
 worker_main(void *arg)
 {
     ne_worker *w = arg;
-    ne_pool *p = w->pool;
+    ne_tpool *p = w->pool;
     ne_state *st = p->st;
     current_worker = w;
 
@@ -193,7 +193,7 @@ worker_main(void *arg)
         serve(w);
     }
     else {
-        ne_pool_break(p);
+        ne_tpool_break(p);
     }
     PyObject *left = PyObject_CallNoArgs(st->leave_worker);
     if (left == NULL) {
@@ -205,7 +205,7 @@ worker_main(void *arg)
     keep_promise(p, w);  /* its initializer failed before it looked */
     unlink_worker(p, w);
     p->nthreads--;
-    ne_pool_note_gone(p, w->thread);
+    ne_tpool_note_gone(p, w->thread);
     w->thread = NULL;
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->mutex);
@@ -236,7 +236,7 @@ make_os_name(char out[16], const char *prefix, unsigned long index)
 /* mutex: the lowest index no live worker has, so names stay
  * prefix_0 .. prefix_{max_workers-1} as workers come and go. */
 static unsigned long
-free_index(ne_pool *p)
+free_index(ne_tpool *p)
 {
     for (unsigned long index = 0;; index++) {
         ne_worker *w = p->workers;
@@ -251,7 +251,7 @@ free_index(ne_pool *p)
 
 /* GIL: start a worker; the caller has counted it in nthreads. */
 int
-ne_worker_spawn(ne_pool *p)
+ne_worker_spawn(ne_tpool *p)
 {
     const char *prefix = PyUnicode_AsUTF8(p->prefix);
     if (prefix == NULL) {
@@ -262,7 +262,7 @@ ne_worker_spawn(ne_pool *p)
         PyErr_NoMemory();
         return -1;
     }
-    w->pool = (ne_pool *)Py_NewRef((PyObject *)p);
+    w->pool = (ne_tpool *)Py_NewRef((PyObject *)p);
     pthread_mutex_lock(&p->mutex);
     w->index = free_index(p);
     w->promised = 1;  /* counted in npromised by the submit that started it */

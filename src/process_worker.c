@@ -52,11 +52,11 @@ claim(ne_region *r, int w)
     while (shm->ready_head != shm->ready_tail) {
         uint32_t idx = shm->ready[shm->ready_head % NE_RING];
         ne_slot *s = &r->slots[idx];
-        if (s->state == SLOT_READY) {
+        if (s->state == NE_SLOT_READY) {
             /* owner first: if this process dies before the head moves, the
              * entry is stale (not READY) and the parent fails the task */
             s->worker = w;
-            s->state = SLOT_RUNNING;
+            s->state = NE_SLOT_RUNNING;
             atomic_signal_fence(memory_order_seq_cst);
             shm->ready_head++;
             return (int)idx;
@@ -142,12 +142,12 @@ span_bytes(ne_region *r, ne_slot *s, ne_span *span, const unsigned char *inline_
 {
     *mapped = NULL;
     switch (span->kind) {
-    case SPAN_INLINE:
+    case NE_SPAN_INLINE:
         return (const char *)inline_buf;
-    case SPAN_ARENA:
-    case SPAN_WINDOW:
+    case NE_SPAN_ARENA:
+    case NE_SPAN_WINDOW:
         return r->base + span->offset;
-    case SPAN_NAMED:
+    case NE_SPAN_NAMED:
         *mapped = ne_named_open(span->name, span->length);
         if (*mapped == NULL) {
             PyErr_SetFromErrnoWithFilename(PyExc_OSError, span->name);
@@ -192,7 +192,7 @@ window_reserve(ne_region *r, int w, uint64_t n, ne_span *span)
         }
     }
     atomic_store(&ws->ring_head, head + n);
-    span->kind = SPAN_WINDOW;
+    span->kind = NE_SPAN_WINDOW;
     span->offset = ws->window_offset + pos;
     span->length = n;
     span->ring_end = head + n;
@@ -232,7 +232,7 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
     memset(&s->result, 0, sizeof(s->result));
     char *dst;
     if (blob.size <= NE_INLINE) {
-        s->result.kind = SPAN_INLINE;
+        s->result.kind = NE_SPAN_INLINE;
         s->result.length = blob.size;
         dst = (char *)s->result_inline;
     }
@@ -240,7 +240,7 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
         dst = r->base + s->result.offset;
     }
     else {
-        s->result.kind = SPAN_NAMED;
+        s->result.kind = NE_SPAN_NAMED;
         s->result.length = blob.size;
         /* the name is in the slot before the segment exists, so the parent
          * can unlink it should this process die while writing */
@@ -259,13 +259,13 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
             }
             Py_DECREF(err);
             s->is_error = 1;
-            s->result.kind = SPAN_INLINE;
+            s->result.kind = NE_SPAN_INLINE;
             s->result.length = blob.size;
             dst = (char *)s->result_inline;
         }
     }
     ne_blob_write(&blob, dst, NULL, 1);
-    if (s->result.kind == SPAN_NAMED) {
+    if (s->result.kind == NE_SPAN_NAMED) {
         ne_named_release(dst, blob.size);
     }
     ne_blob_clear(&blob);
@@ -286,7 +286,7 @@ post(ne_region *r, int w, uint32_t idx, int more)
     atomic_signal_fence(memory_order_seq_cst);
     shm->done_tail++;
     atomic_signal_fence(memory_order_seq_cst);
-    r->slots[idx].state = SLOT_DONE;
+    r->slots[idx].state = NE_SLOT_DONE;
     int wake = shm->collector_sleeping;
     shm->collector_sleeping = 0;
     ne_shm_unlock(shm);
@@ -352,7 +352,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
 }
 
 _Noreturn void
-ne_proc_worker_main(ne_ppool *p, int w)
+ne_process_worker_main(ne_ppool *p, int w)
 {
     ne_state *st = p->st;
     ne_region *r = &p->region;
