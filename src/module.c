@@ -306,7 +306,7 @@ module_exec(PyObject *module)
         || PyModule_AddObjectRef(module, "ProcessPool", (PyObject *)st->ProcessPoolType) < 0) {
         return -1;
     }
-    /* before native_exec._future and _process_hooks, which import it */
+    /* before native_exec._future and _process_future, which import it */
     st->NativeFutureType = ne_future_type_new(module);
     if (st->NativeFutureType == NULL
         || PyModule_AddObjectRef(module, "NativeFuture", (PyObject *)st->NativeFutureType) < 0) {
@@ -318,16 +318,16 @@ module_exec(PyObject *module)
         || (st->BrokenThreadPool = import_attr("concurrent.futures.thread", "BrokenThreadPool")) == NULL
         || (st->NativeFuture = import_attr("native_exec._future", "NativeFuture")) == NULL
         || (st->deferred_run = import_attr("native_exec._future", "deferred_run")) == NULL
-        || (st->enter_worker = import_attr("native_exec._workers", "enter_worker")) == NULL
-        || (st->leave_worker = import_attr("native_exec._workers", "leave_worker")) == NULL
-        || (st->settle_inherited = import_attr("native_exec._workers", "settle_inherited")) == NULL
+        || (st->enter_worker = import_attr("native_exec._thread_worker", "enter_worker")) == NULL
+        || (st->leave_worker = import_attr("native_exec._thread_worker", "leave_worker")) == NULL
+        || (st->settle_inherited = import_attr("native_exec._thread_worker", "settle_inherited")) == NULL
         || (st->BrokenProcessPool = import_attr("concurrent.futures.process", "BrokenProcessPool")) == NULL
         || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
         || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
         || (st->serialize = PyImport_ImportModule("native_exec._serialize")) == NULL
         || (st->oob_dumps = PyObject_GetAttrString(st->serialize, "dumps")) == NULL
         || (st->oob_loads = PyObject_GetAttrString(st->serialize, "loads")) == NULL
-        || (st->process_hooks = PyImport_ImportModule("native_exec._process_hooks")) == NULL
+        || (st->process_hooks = PyImport_ImportModule("native_exec._process_worker")) == NULL
         || (st->ProcessFuture = PyObject_GetAttrString(st->process_hooks, "ProcessFuture")) == NULL
         || (st->ProcessNativeFuture = PyObject_GetAttrString(st->process_hooks, "ProcessNativeFuture")) == NULL
         || (st->WorkerDied = PyObject_GetAttrString(st->process_hooks, "WorkerDied")) == NULL

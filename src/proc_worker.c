@@ -22,7 +22,7 @@
  * initializer that failed, an outcome that cannot be sent): run what a
  * stdlib fork worker runs as it leaves on this Python (multiprocessing's
  * finalizers, threading's shutdown, from 3.13 the worker's atexit
- * handlers; _process_hooks.leave_process), then _exit() with the status it
+ * handlers; _process_worker.leave_process), then _exit() with the status it
  * returns.  Called with the GIL, without the region's lock. */
 static _Noreturn void
 leave(ne_state *st, int code)
