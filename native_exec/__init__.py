@@ -11,7 +11,7 @@ results through shared memory.
 from ._native import to_process, to_thread
 from ._future import NativeFuture
 from ._process import ProcessPoolExecutor
-from ._process_hooks import UnpicklingFailed, WorkerDied
+from ._errors import UnpicklingFailed, WorkerDied
 from ._thread import ThreadPoolExecutor
 
 __all__ = [

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Generator, Optional, Tuple, TypeVar, fin
 
 from typing_extensions import disjoint_base
 
-from ._process_hooks import ProcessFuture
+from ._process_future import ProcessFuture
 
 _T = TypeVar("_T")
 

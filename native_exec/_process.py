@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from . import _map, _native
 from ._future import NativeFuture
-from ._process_hooks import default_max_workers
+from ._process_future import default_max_workers
 
 _T = TypeVar("_T")
 

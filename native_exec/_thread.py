@@ -5,20 +5,25 @@ from __future__ import annotations
 import math
 import operator
 import os
-import threading
 import weakref
 from concurrent.futures import Future
 from concurrent.futures import thread as _stdlib_thread
 from typing import Any, Callable, Iterable, Iterator, Optional, Tuple, TypeVar
 
 from . import _map, _native
+from ._exit_and_fork import register_hooks
 from ._future import NativeFuture
-from ._workers import default_max_workers
 
 _T = TypeVar("_T")
 
 #: The native pool counts its threads in a C int.
 _INT_MAX = 2**31 - 1
+
+
+def default_max_workers() -> int:
+    """The stdlib ThreadPoolExecutor default: ``min(32, cpus + 4)``."""
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return min(32, (count or 1) + 4)
 
 
 def _thread_limit(max_workers: Any) -> int:
@@ -156,14 +161,6 @@ def loop_default_pool(loop: Any) -> Any:
     return None
 
 
-def _register_hooks() -> None:
-    # The pools' own locks are handled by pthread_atfork handlers in C;
-    # this completes, with the GIL, the futures the parent's workers held.
-    os.register_at_fork(after_in_child=_native._after_fork_child)
-    # Runs before threading joins its threads, as concurrent.futures' own
-    # exit hook: submitted work finishes, then workers leave cleanly before
-    # the interpreter is finalised.
-    threading._register_atexit(_native._shutdown_all)  # type: ignore[attr-defined]
-
-
-_register_hooks()
+# Both pools' at-fork and at-exit hooks; here, once concurrent.futures.thread
+# (imported above) has registered its own exit hook.
+register_hooks()

@@ -78,9 +78,8 @@ complete_slot(ne_ppool *p, uint32_t idx)
             if (src != NULL) {
                 /* read but not rebuilt: UnpicklingFailed, the error its
                  * cause; only this future fails */
-                PyObject *failed = PyObject_CallMethod(p->st->process_hooks,
-                                                       "outcome_unpickle_failed", "Oi",
-                                                       exc, (int)s->is_error);
+                PyObject *failed = PyObject_CallFunction(p->st->outcome_unpickle_failed, "Oi",
+                                                         exc, (int)s->is_error);
                 if (failed != NULL) {
                     Py_SETREF(exc, failed);
                 }

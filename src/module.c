@@ -306,7 +306,7 @@ module_exec(PyObject *module)
         || PyModule_AddObjectRef(module, "ProcessPool", (PyObject *)st->ProcessPoolType) < 0) {
         return -1;
     }
-    /* before native_exec._future and _process_hooks, which import it */
+    /* before native_exec._future and _process_future, which import it */
     st->NativeFutureType = ne_future_type_new(module);
     if (st->NativeFutureType == NULL
         || PyModule_AddObjectRef(module, "NativeFuture", (PyObject *)st->NativeFutureType) < 0) {
@@ -318,19 +318,20 @@ module_exec(PyObject *module)
         || (st->BrokenThreadPool = import_attr("concurrent.futures.thread", "BrokenThreadPool")) == NULL
         || (st->NativeFuture = import_attr("native_exec._future", "NativeFuture")) == NULL
         || (st->deferred_run = import_attr("native_exec._future", "deferred_run")) == NULL
-        || (st->enter_worker = import_attr("native_exec._workers", "enter_worker")) == NULL
-        || (st->leave_worker = import_attr("native_exec._workers", "leave_worker")) == NULL
-        || (st->settle_inherited = import_attr("native_exec._workers", "settle_inherited")) == NULL
+        || (st->enter_worker = import_attr("native_exec._thread_worker", "enter_worker")) == NULL
+        || (st->leave_worker = import_attr("native_exec._thread_worker", "leave_worker")) == NULL
+        || (st->settle_inherited = import_attr("native_exec._thread_worker", "settle_inherited")) == NULL
         || (st->BrokenProcessPool = import_attr("concurrent.futures.process", "BrokenProcessPool")) == NULL
         || (st->pickle_dumps = import_attr("pickle", "dumps")) == NULL
         || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
         || (st->oob_dumps = import_attr("native_exec._serialize", "dumps")) == NULL
         || (st->oob_loads = import_attr("native_exec._serialize", "loads")) == NULL
-        || (st->process_hooks = PyImport_ImportModule("native_exec._process_hooks")) == NULL
-        || (st->ProcessFuture = PyObject_GetAttrString(st->process_hooks, "ProcessFuture")) == NULL
-        || (st->ProcessNativeFuture = PyObject_GetAttrString(st->process_hooks, "ProcessNativeFuture")) == NULL
-        || (st->WorkerDied = PyObject_GetAttrString(st->process_hooks, "WorkerDied")) == NULL
-        || (st->default_ppool_factory = PyObject_GetAttrString(st->process_hooks, "default_process_pool")) == NULL) {
+        || (st->process_worker = PyImport_ImportModule("native_exec._process_worker")) == NULL
+        || (st->ProcessFuture = import_attr("native_exec._process_future", "ProcessFuture")) == NULL
+        || (st->ProcessNativeFuture = import_attr("native_exec._process_future", "ProcessNativeFuture")) == NULL
+        || (st->outcome_unpickle_failed = import_attr("native_exec._process_future", "outcome_unpickle_failed")) == NULL
+        || (st->default_ppool_factory = import_attr("native_exec._process_future", "default_process_pool")) == NULL
+        || (st->WorkerDied = import_attr("native_exec._errors", "WorkerDied")) == NULL) {
         return -1;
     }
     if (intern_into(&st->s_set_result, "set_result") < 0
@@ -387,7 +388,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ProcessNativeFuture);
     Py_VISIT(st->BrokenProcessPool);
     Py_VISIT(st->WorkerDied);
-    Py_VISIT(st->process_hooks);
+    Py_VISIT(st->process_worker);
+    Py_VISIT(st->outcome_unpickle_failed);
     Py_VISIT(st->oob_dumps);
     Py_VISIT(st->oob_loads);
     Py_VISIT(st->pickle_dumps);
@@ -438,7 +440,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->ProcessNativeFuture);
     Py_CLEAR(st->BrokenProcessPool);
     Py_CLEAR(st->WorkerDied);
-    Py_CLEAR(st->process_hooks);
+    Py_CLEAR(st->process_worker);
+    Py_CLEAR(st->outcome_unpickle_failed);
     Py_CLEAR(st->oob_dumps);
     Py_CLEAR(st->oob_loads);
     Py_CLEAR(st->pickle_dumps);

@@ -110,10 +110,10 @@
  *   region.shm/slots/workers: set at creation; wait_for_news reads them
  *   without the GIL, safe as only the collector unmaps once it has one.
  * GIL, Python: ProcessFuture.cancel/running and ProcessNativeFuture.cancel
- *   (_process_hooks.py) read _ne_pool/_ne_ticket and call _withdraw or
+ *   (_process_future.py) read _ne_pool/_ne_ticket and call _withdraw or
  *   _claimed, atomic against the collector only by the GIL (then the pool
  *   mutex); two racing cancel()s are benign (the second gets -1).
- *   _workers.py relies on threading._active_limbo_lock, not on the GIL.
+ *   _thread_worker.py relies on threading._active_limbo_lock, not on the GIL.
  * GIL, native_future.c (ne_lazy: pending, pool, awaited): the loop's
  *   thread alone, as for the asyncio.Future it extends.  Its statics
  *   (lazy_offset, future_base and the base's descriptors) are set by
@@ -157,11 +157,12 @@ struct ne_state {
     PyObject *to_thread;             /* this module's to_thread */
     PyObject *ConcurrentFuture;      /* concurrent.futures.Future */
     PyObject *BrokenThreadPool;      /* concurrent.futures.thread.BrokenThreadPool */
-    PyObject *ProcessFuture;         /* native_exec._process_hooks.ProcessFuture */
-    PyObject *ProcessNativeFuture;   /* native_exec._process_hooks.ProcessNativeFuture */
+    PyObject *ProcessFuture;         /* native_exec._process_future.ProcessFuture */
+    PyObject *ProcessNativeFuture;   /* native_exec._process_future.ProcessNativeFuture */
     PyObject *BrokenProcessPool;     /* concurrent.futures.process.BrokenProcessPool */
-    PyObject *WorkerDied;            /* native_exec._process_hooks.WorkerDied */
-    PyObject *process_hooks;         /* native_exec._process_hooks */
+    PyObject *WorkerDied;            /* native_exec._errors.WorkerDied */
+    PyObject *process_worker;        /* native_exec._process_worker: hooks run in workers */
+    PyObject *outcome_unpickle_failed; /* native_exec._process_future.outcome_unpickle_failed */
     PyObject *oob_dumps;             /* native_exec._serialize.dumps */
     PyObject *oob_loads;             /* native_exec._serialize.loads */
     PyObject *pickle_dumps;
@@ -171,9 +172,9 @@ struct ne_state {
     PyObject *kw_buffers;            /* ("buffers",) */
     PyObject *s_ne_pool;
     PyObject *s_ne_ticket;
-    PyObject *enter_worker;          /* native_exec._workers.enter_worker */
-    PyObject *leave_worker;          /* native_exec._workers.leave_worker */
-    PyObject *settle_inherited;      /* native_exec._workers.settle_inherited */
+    PyObject *enter_worker;          /* native_exec._thread_worker.enter_worker */
+    PyObject *leave_worker;          /* native_exec._thread_worker.leave_worker */
+    PyObject *settle_inherited;      /* native_exec._thread_worker.settle_inherited */
     PyTypeObject *NativeFutureType;  /* native_future.c */
     PyObject *asyncio_to_thread;     /* asyncio.to_thread */
     PyObject *loop_default_pool;     /* native_exec._thread.loop_default_pool; on first use */
@@ -182,7 +183,7 @@ struct ne_state {
     PyObject *hidden_pool;           /* the native pool to_thread installed there */
     PyObject *s_default_executor;    /* "_default_executor" */
     PyObject *s_pool;                /* "_pool" */
-    PyObject *default_ppool_factory; /* native_exec._process_hooks.default_process_pool */
+    PyObject *default_ppool_factory; /* native_exec._process_future.default_process_pool */
 
     /* interned names, for method calls on the hot path */
     PyObject *s_set_result;

@@ -22,19 +22,19 @@
  * initializer that failed, an outcome that cannot be sent): run what a
  * stdlib fork worker runs as it leaves on this Python (multiprocessing's
  * finalizers, threading's shutdown, from 3.13 the worker's atexit
- * handlers; _process_hooks.leave_process), then _exit() with the status it
+ * handlers; _process_worker.leave_process), then _exit() with the status it
  * returns.  Called with the GIL, without the region's lock. */
 static _Noreturn void
 leave(ne_state *st, int code)
 {
-    PyObject *r = PyObject_CallMethod(st->process_hooks, "leave_process", "i", code);
+    PyObject *r = PyObject_CallMethod(st->process_worker, "leave_process", "i", code);
     if (r == NULL) {
-        PyErr_WriteUnraisable(st->process_hooks);
+        PyErr_WriteUnraisable(st->process_worker);
     }
     else {
         long status = PyLong_AsLong(r);
         if (status == -1 && PyErr_Occurred()) {
-            PyErr_WriteUnraisable(st->process_hooks);
+            PyErr_WriteUnraisable(st->process_worker);
         }
         else {
             code = (int)status;
@@ -212,15 +212,15 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
             break;
         }
         PyObject *exc = PyErr_GetRaisedException();
-        Py_SETREF(payload, PyObject_CallMethod(st->process_hooks, "unpicklable",
+        Py_SETREF(payload, PyObject_CallMethod(st->process_worker, "unpicklable",
                                                "OOi", exc, value, is_error));
         Py_XDECREF(exc);
         is_error = 1;
         if (payload == NULL || attempt == 2) {
             PyErr_Clear();
-            Py_XSETREF(payload, PyObject_CallMethod(st->process_hooks, "last_resort", NULL));
+            Py_XSETREF(payload, PyObject_CallMethod(st->process_worker, "last_resort", NULL));
             if (payload == NULL || ne_blob_dump(st, payload, 0, &blob) < 0) {
-                PyErr_WriteUnraisable(st->process_hooks);
+                PyErr_WriteUnraisable(st->process_worker);
                 leave(st, 70);  /* the parent reports the task lost */
             }
             break;
@@ -250,11 +250,11 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
             PyErr_SetFromErrno(PyExc_OSError);
             PyObject *exc = PyErr_GetRaisedException();
             ne_blob_clear(&blob);
-            PyObject *err = PyObject_CallMethod(st->process_hooks, "unpicklable",
+            PyObject *err = PyObject_CallMethod(st->process_worker, "unpicklable",
                                                 "OOi", exc, value, is_error);
             Py_XDECREF(exc);
             if (err == NULL || ne_blob_dump(st, err, 0, &blob) < 0 || blob.size > NE_INLINE) {
-                PyErr_WriteUnraisable(st->process_hooks);
+                PyErr_WriteUnraisable(st->process_worker);
                 leave(st, 70);
             }
             Py_DECREF(err);
@@ -308,7 +308,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
             /* only this task fails: UnpicklingFailed, the error its cause
              * (should that fail too, its error goes back as any other) */
             PyObject *exc = PyErr_GetRaisedException();
-            failed = PyObject_CallMethod(st->process_hooks, "call_unpickle_failed", "O", exc);
+            failed = PyObject_CallMethod(st->process_worker, "call_unpickle_failed", "O", exc);
             Py_DECREF(exc);
         }
     }
@@ -339,7 +339,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
     }
     else {
         PyObject *exc = PyErr_GetRaisedException();
-        PyObject *wrapped = PyObject_CallMethod(st->process_hooks, "wrap_exception", "O", exc);
+        PyObject *wrapped = PyObject_CallMethod(st->process_worker, "wrap_exception", "O", exc);
         if (wrapped == NULL) {
             PyErr_Clear();
             wrapped = Py_NewRef(exc);
@@ -378,7 +378,7 @@ ne_process_worker_main(ne_ppool *p, int w)
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
 
-    PyObject *ok = PyObject_CallMethod(st->process_hooks, "enter_worker", "OO",
+    PyObject *ok = PyObject_CallMethod(st->process_worker, "enter_worker", "OO",
                                        p->initializer, p->initargs);
     if (ok == NULL || !PyObject_IsTrue(ok)) {
         PyErr_Clear();

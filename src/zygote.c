@@ -231,7 +231,7 @@ int
 ne_zygote_start(ne_ppool *p)
 {
     /* output still buffered would be written again by every worker */
-    PyObject *r = PyObject_CallMethod(p->st->process_hooks, "flush_std_streams", NULL);
+    PyObject *r = PyObject_CallMethod(p->st->process_worker, "flush_std_streams", NULL);
     Py_XDECREF(r);
     PyErr_Clear();
     pid_t pid = fork_ours();

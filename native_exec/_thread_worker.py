@@ -1,23 +1,18 @@
-"""Python-side hooks the C workers call as they start and stop.
+"""Python-side hooks the thread pool's C workers call as they start and
+stop, and in a forked child for the futures the parent's pools held.
 
 A native worker is not a ``threading.Thread``, so ``threading`` would call it
 "Dummy-N"; registering a named stand-in makes ``current_thread().name`` give
-``f"{prefix}_{i}"`` as the stdlib pool's threads do.
+``f"{prefix}_{i}"`` as the stdlib pool's threads do.  :func:`run_initializer`
+also runs the process pool's initializer in its workers.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from concurrent.futures import _base
 from typing import Any, Callable, Optional, Tuple
-
-
-def default_max_workers() -> int:
-    """The stdlib ThreadPoolExecutor default: ``min(32, cpus + 4)``."""
-    count = getattr(os, "process_cpu_count", os.cpu_count)()
-    return min(32, (count or 1) + 4)
 
 
 class _WorkerThread(threading._DummyThread):  # type: ignore[name-defined,misc]
