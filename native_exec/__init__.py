@@ -11,12 +11,13 @@ results through shared memory.
 from ._native import to_process, to_thread
 from ._future import NativeFuture
 from ._process import ProcessPoolExecutor
-from ._errors import UnpicklingFailed, WorkerDied
+from ._errors import TaskTimeout, UnpicklingFailed, WorkerDied
 from ._thread import ThreadPoolExecutor
 
 __all__ = [
     "NativeFuture",
     "ProcessPoolExecutor",
+    "TaskTimeout",
     "ThreadPoolExecutor",
     "UnpicklingFailed",
     "WorkerDied",

@@ -1,5 +1,5 @@
-"""The process pool's exceptions: :class:`WorkerDied` and
-:class:`UnpicklingFailed` (both public, re-exported by ``native_exec``), and
+"""The process pool's exceptions: :class:`WorkerDied`, :class:`TaskTimeout`
+and :class:`UnpicklingFailed` (public, re-exported by ``native_exec``), and
 what rebuilds an ``UnpicklingFailed`` sent from a worker.  Pickled by
 reference between the parent and its workers, so found by this module's
 path."""
@@ -49,6 +49,26 @@ class WorkerDied(BrokenProcessPool):
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return type(self), (self.pid, self.status)
+
+
+class TaskTimeout(TimeoutError):
+    """This task was still running ``timeout`` seconds after a worker took
+    it (the pool's ``task_timeout``): its worker process, ``pid``, was
+    stopped (SIGTERM, then SIGKILL one second later) and replaced.
+
+    Only this task fails; the rest of the pool carries on.  A subclass of
+    the builtin ``TimeoutError``, so ``except TimeoutError`` catches it as
+    it catches ``concurrent.futures.TimeoutError`` on 3.11+.
+    """
+
+    def __init__(self, timeout: float, pid: int) -> None:
+        self.timeout = timeout
+        self.pid = pid
+        super().__init__("the call was still running after task_timeout=%gs; its worker "
+                         "process %d was stopped" % (timeout, pid))
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return type(self), (self.timeout, self.pid)
 
 
 class UnpicklingFailed(BrokenProcessPool):

@@ -39,12 +39,30 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
     ``forkserver`` promises (no inherited threads or locks) but with the
     program's state as it was when the pool was created (see the README).
     ``max_tasks_per_child`` works with every context.
+
+    Beyond the stdlib, as pebble offers:
+
+    - ``task_timeout`` (seconds): a call still running that long after a
+      worker took it has that worker stopped (SIGTERM, then SIGKILL one
+      second later if it is still there) and fails with
+      :class:`native_exec.TaskTimeout`, a ``TimeoutError``; the worker is
+      replaced.  Time spent queued does not count.
+    - ``cancel_running``: ``future.cancel()`` on a call a worker is running
+      stops that worker the same way and the future becomes cancelled,
+      where the stdlib's ``cancel()`` returns False.  Cancelling the
+      awaitable of ``pool.run()`` does the same, so ``asyncio.wait_for`` and
+      task-group cancellation stop the work, not just the waiting.
+
+    Other tasks, and the rest of the pool, are untouched by either, as by
+    any worker's death.
     """
 
     def __init__(self, max_workers: Optional[int] = None, mp_context: Any = None,
                  initializer: Optional[Callable[..., object]] = None,
                  initargs: Iterable[Any] = (), *,
-                 max_tasks_per_child: Optional[int] = None) -> None:
+                 max_tasks_per_child: Optional[int] = None,
+                 task_timeout: Optional[float] = None,
+                 cancel_running: bool = False) -> None:
         if max_workers is None:
             max_workers = default_max_workers()
         elif max_workers <= 0:
@@ -59,6 +77,12 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
                 raise TypeError("max_tasks_per_child must be an integer")
             if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
+        if task_timeout is not None:
+            if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
+                raise TypeError("task_timeout must be None or a number of seconds, not %r"
+                                % type(task_timeout).__name__)
+            if not task_timeout > 0 or task_timeout == float("inf"):
+                raise ValueError("task_timeout must be None or a number of seconds > 0")
         self._max_workers = max_workers
         if mp_context is None:
             # what the stdlib would pick, for code that inspects it; the
@@ -70,8 +94,11 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
         # the stdlib only unpacks initargs to call the initializer
         self._initargs = tuple(initargs) if initializer is not None else ()
         self._max_tasks_per_child = max_tasks_per_child
+        self._task_timeout = task_timeout
+        self._cancel_running = bool(cancel_running)
         self._pool = _native.ProcessPool(max_workers, initializer, self._initargs,
-                                         max_tasks_per_child or 0)
+                                         max_tasks_per_child or 0, float(task_timeout or 0),
+                                         self._cancel_running)
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> "Future[_T]":
         """Run ``fn(*args, **kwargs)`` in a worker; return a ``concurrent.futures.Future``.

@@ -16,13 +16,19 @@ from ._errors import UnpicklingFailed
 from ._future import NativeFuture
 
 
+#: ProcessPool._withdraw: a worker has the task and, with cancel_running,
+#: is being stopped.
+_STOPPING = 2
+
+
 class ProcessFuture(Future):  # type: ignore[type-arg]
     """The ``concurrent.futures.Future`` of a process-pool task.
 
     ``cancel()`` asks the pool first: a task no worker has claimed is
     withdrawn from shared memory and never runs; one a worker holds makes
     ``cancel()`` return False, as for a running stdlib future, and
-    ``running()`` return True.
+    ``running()`` return True, unless the pool has ``cancel_running``: then
+    that worker is stopped and the future cancelled.
     """
 
     __slots__ = ("_ne_pool", "_ne_ticket")
@@ -42,11 +48,18 @@ class ProcessFuture(Future):  # type: ignore[type-arg]
     def cancel(self) -> bool:
         pool = getattr(self, "_ne_pool", None)
         self._ne_pool = None
-        if pool is not None and pool._withdraw(self._ne_ticket) == 0:
+        withdrawn = pool._withdraw(self._ne_ticket) if pool is not None else -1
+        if withdrawn == 0:
             with self._condition:
                 if self._state == _base.PENDING:
                     self._state = _base.RUNNING
             return False
+        if withdrawn == _STOPPING:
+            # Its worker is being stopped and the pool leaves this future
+            # to us: running or not in the stdlib's terms, it cancels.
+            with self._condition:
+                if self._state == _base.RUNNING:
+                    self._state = _base.PENDING
         if not super().cancel():
             return False
         # No worker will meet this task to notify its waiters, as the stdlib
@@ -62,7 +75,8 @@ class ProcessNativeFuture(NativeFuture):
     """The awaitable of ``ProcessPoolExecutor.run`` and ``to_process``.
 
     Cancelling it withdraws the task if no worker has claimed it yet; a task
-    already running finishes in its worker and its result is dropped.
+    already running finishes in its worker and its result is dropped, or,
+    if the pool has ``cancel_running``, its worker is stopped.
     """
 
     __slots__ = ("_ne_pool", "_ne_ticket")

@@ -33,6 +33,19 @@ ne_collector_is_current(ne_ppool *p)
     return current_collector == p;
 }
 
+/* A task stopped while it ran (task_timeout, cancel_running) whose outcome
+ * arrived anyway: the outcome is dropped, the future settled as the stop
+ * says (see task_stop.c). */
+static void
+settle_stopped(ne_ppool *p, ne_record *rec, uint32_t why, int pid)
+{
+    PyObject *exc = ne_stop_error(p, why, pid, 0);
+    if (exc != NULL && rec->future != NULL) {
+        ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
+    }
+    Py_XDECREF(exc);
+}
+
 /* Unpickle slot idx's result and complete its future. */
 static void
 complete_slot(ne_ppool *p, uint32_t idx)
@@ -40,6 +53,7 @@ complete_slot(ne_ppool *p, uint32_t idx)
     ne_region *r = &p->region;
     ne_slot *s = &r->slots[idx];
     ne_record *rec = &p->records[idx];
+    uint32_t stop = s->stop;  /* set only while RUNNING, under the lock */
     PyObject *value = NULL;
     const char *src = NULL;
     void *mapped = NULL;
@@ -59,7 +73,7 @@ complete_slot(ne_ppool *p, uint32_t idx)
     default:
         PyErr_SetString(PyExc_RuntimeError, "native_exec: result missing from shared memory");
     }
-    if (src != NULL) {
+    if (src != NULL && stop == NE_STOP_NONE) {
         value = ne_blob_load(p->st, src, s->result.length, NULL);
     }
     if (mapped != NULL) {
@@ -72,7 +86,11 @@ complete_slot(ne_ppool *p, uint32_t idx)
             atomic_store(tail, s->result.ring_end);
         }
     }
-    if (rec->future != NULL) {
+    if (stop != NE_STOP_NONE) {
+        PyErr_Clear();
+        settle_stopped(p, rec, stop, s->worker >= 0 ? r->workers[s->worker].pid : 0);
+    }
+    else if (rec->future != NULL) {
         if (value == NULL) {
             PyObject *exc = PyErr_GetRaisedException();
             if (src != NULL) {
@@ -125,15 +143,17 @@ bury(ne_ppool *p, int w)
     ne_region *r = &p->region;
     ne_shm *shm = r->shm;
     ne_wslot *ws = &r->workers[w];
-    uint32_t lost[NE_SLOTS];
+    uint32_t lost[NE_SLOTS], stop[NE_SLOTS];
     int nlost = 0;
 
     ne_shm_lock(shm);
     for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
         if (atomic_load(&r->slots[idx].state) == NE_SLOT_RUNNING && r->slots[idx].worker == w) {
+            stop[nlost] = r->slots[idx].stop;
             lost[nlost++] = idx;
         }
     }
+    atomic_store(&ws->doomed, 0);
     if (ws->sleeping) {
         ws->sleeping = 0;
         shm->nsleeping--;
@@ -163,11 +183,10 @@ bury(ne_ppool *p, int w)
     for (int i = 0; i < nlost; i++) {
         ne_record *rec = &p->records[lost[i]];
         if (rec->future != NULL) {
-            PyObject *exc = PyObject_CallFunction(p->st->WorkerDied, "ii", pid, status);
-            if (exc == NULL) {
-                exc = PyErr_GetRaisedException();
+            PyObject *exc = ne_stop_error(p, stop[i], pid, status);
+            if (exc != NULL) {
+                ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
             }
-            ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
             Py_XDECREF(exc);
         }
         ne_slots_release(p, lost[i]);
@@ -260,6 +279,9 @@ collect(ne_ppool *p)
         ne_slots_refill(p);
         ne_ppool_spawn_if_needed(p);
     }
+    if (p->task_timeout_ns > 0) {
+        ne_stop_overdue(p);
+    }
     return (p->shutdown || p->broken != NULL) && p->nfree == NE_SLOTS
            && p->pending_head == NULL && p->nsubmitting == 0;
 }
@@ -292,8 +314,14 @@ collector_main(void *arg)
     PyGILState_STATE gil = PyGILState_Ensure();
     for (;;) {
         uint32_t seq = atomic_load(&p->region.shm->collector_seq);
+        long timeout_ns = POLL_NS;
+        if (p->task_timeout_ns > 0) {
+            /* wake up when the next running task may come due */
+            int64_t until = p->next_due_ns - ne_monotonic_ns();
+            timeout_ns = until < 1000000 ? 1000000 : until < POLL_NS ? (long)until : POLL_NS;
+        }
         PyThreadState *ts = PyEval_SaveThread();
-        wait_for_news(p, seq, POLL_NS);
+        wait_for_news(p, seq, timeout_ns);
         PyEval_RestoreThread(ts);
         if (p->foreign) {
             break;

@@ -331,7 +331,8 @@ module_exec(PyObject *module)
         || (st->ProcessNativeFuture = import_attr("native_exec._process_future", "ProcessNativeFuture")) == NULL
         || (st->outcome_unpickle_failed = import_attr("native_exec._process_future", "outcome_unpickle_failed")) == NULL
         || (st->default_ppool_factory = import_attr("native_exec._process_future", "default_process_pool")) == NULL
-        || (st->WorkerDied = import_attr("native_exec._errors", "WorkerDied")) == NULL) {
+        || (st->WorkerDied = import_attr("native_exec._errors", "WorkerDied")) == NULL
+        || (st->TaskTimeout = import_attr("native_exec._errors", "TaskTimeout")) == NULL) {
         return -1;
     }
     if (intern_into(&st->s_set_result, "set_result") < 0
@@ -388,6 +389,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ProcessNativeFuture);
     Py_VISIT(st->BrokenProcessPool);
     Py_VISIT(st->WorkerDied);
+    Py_VISIT(st->TaskTimeout);
     Py_VISIT(st->process_worker);
     Py_VISIT(st->outcome_unpickle_failed);
     Py_VISIT(st->oob_dumps);
@@ -440,6 +442,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->ProcessNativeFuture);
     Py_CLEAR(st->BrokenProcessPool);
     Py_CLEAR(st->WorkerDied);
+    Py_CLEAR(st->TaskTimeout);
     Py_CLEAR(st->process_worker);
     Py_CLEAR(st->outcome_unpickle_failed);
     Py_CLEAR(st->oob_dumps);

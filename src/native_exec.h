@@ -20,6 +20,7 @@
  *   process_submit.c submit/run: pickling a call and handing it to the slot table
  *   slot_table.c     the parent's slot table: placing and streaming a task in
  *                    shared memory, the ready ring, the pending queue, withdraw
+ *   task_stop.c      stopping a running task: task_timeout, cancel_running
  *   shm.c            a process pool's shared region, futexes, the robust lock, the arena
  *   payload.c        objects pickled into and out of shared memory
  *   collector.c      the parent's thread that completes futures from worker results
@@ -104,7 +105,7 @@
  *   copy, which runs without the GIL and for which records[].streaming
  *   defers recycling.  collector is set by the starter before the thread
  *   runs, and joined through its handle (native_thread.c: its own mutex).
- *   batch, dead: the collector's alone.  running: committed_workers'
+ *   batch, dead, next_due_ns: the collector's alone.  running: committed_workers'
  *   scratch, used with the shared lock held and no Python in between.
  *   foreign: set only in a forked child.
  *   region.shm/slots/workers: set at creation; wait_for_news reads them
@@ -161,6 +162,7 @@ struct ne_state {
     PyObject *ProcessNativeFuture;   /* native_exec._process_future.ProcessNativeFuture */
     PyObject *BrokenProcessPool;     /* concurrent.futures.process.BrokenProcessPool */
     PyObject *WorkerDied;            /* native_exec._errors.WorkerDied */
+    PyObject *TaskTimeout;           /* native_exec._errors.TaskTimeout */
     PyObject *process_worker;        /* native_exec._process_worker: hooks run in workers */
     PyObject *outcome_unpickle_failed; /* native_exec._process_future.outcome_unpickle_failed */
     PyObject *oob_dumps;             /* native_exec._serialize.dumps */
@@ -497,6 +499,8 @@ struct ne_ppool {
     /* set at creation, then read-only (the zygote and workers read copies) */
     int max_workers;
     long max_tasks_per_child;   /* 0: no limit */
+    int64_t task_timeout_ns;    /* 0: none */
+    int cancel_running;         /* cancel() stops a running task's worker */
     PyObject *initializer;
     PyObject *initargs;
     pid_t owner_pid;
@@ -520,6 +524,7 @@ struct ne_ppool {
     int startup_deaths;      /* workers in a row that died in their initializer */
     uint32_t batch[NE_RING]; /* the collection round's results */
     int *dead;               /* [max_workers]: the round's dead workers (collector's) */
+    int64_t next_due_ns;     /* collector's: no task comes due before then */
     unsigned char *running;  /* [max_workers]: committed_workers()'s, lock held */
     ne_ppool *next;          /* link in st->ppools */
 };
@@ -552,6 +557,12 @@ void ne_slots_release(ne_ppool *p, uint32_t idx);
 int ne_slots_withdraw(ne_ppool *p, uint64_t ticket);
 int ne_slots_claimed(ne_ppool *p, uint64_t ticket);
 void ne_slots_cancel_unclaimed(ne_ppool *p, int spare_handed);
+
+/* --------------------------------------------------------- task_stop.c */
+
+int ne_stop_cancelled(ne_ppool *p, uint32_t idx);
+int64_t ne_stop_overdue(ne_ppool *p);
+PyObject *ne_stop_error(ne_ppool *p, uint32_t why, int pid, int status);
 
 /* --------------------------------------------------------- collector.c */
 

@@ -287,17 +287,47 @@ ne_ppool_after_fork_child(ne_ppool *p, int quiet)
 
 /* ------------------------------------------------------------ the type */
 
+/* The pool's memory: the shared region, its arena, the collector's
+ * buffers.  -1 with an exception. */
+static int
+allocate(ne_ppool *p)
+{
+    p->dead = PyMem_Calloc((size_t)p->max_workers, sizeof(int));
+    p->running = PyMem_Calloc((size_t)p->max_workers, 1);
+    if (p->dead == NULL || p->running == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (ne_region_map(&p->region, p->max_workers) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (ne_arena_init(&p->arena, p->region.arena_offset, p->region.arena_size) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"max_workers", "initializer", "initargs",
-                             "max_tasks_per_child", NULL};
-    int max_workers;
+                             "max_tasks_per_child", "task_timeout", "cancel_running", NULL};
+    int max_workers, cancel_running = 0;
     long max_tasks = 0;
+    double task_timeout = 0.0;
     PyObject *initializer = Py_None, *initargs = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO!l:ProcessPool", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO!ldp:ProcessPool", kwlist,
                                      &max_workers, &initializer, &PyTuple_Type,
-                                     &initargs, &max_tasks)) {
+                                     &initargs, &max_tasks, &task_timeout,
+                                     &cancel_running)) {
+        return NULL;
+    }
+    /* 0 is none; a timeout below a microsecond (or past 2^63 ns) is refused */
+    if (task_timeout != 0.0 && !(task_timeout >= 1e-6 && task_timeout < 9e9)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "task_timeout must be None or a number of seconds > 0");
         return NULL;
     }
     if (max_workers <= 0) {
@@ -319,6 +349,8 @@ ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     p->st = ne_state_of_type(type);
     p->max_workers = max_workers;
     p->max_tasks_per_child = max_tasks;
+    p->task_timeout_ns = (int64_t)(task_timeout * 1e9);
+    p->cancel_running = cancel_running;
     p->initializer = Py_NewRef(initializer);
     p->initargs = initargs != NULL ? Py_NewRef(initargs) : PyTuple_New(0);
     p->owner_pid = getpid();
@@ -331,18 +363,7 @@ ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (p->initargs == NULL) {
         goto error;
     }
-    p->dead = PyMem_Calloc((size_t)max_workers, sizeof(int));
-    p->running = PyMem_Calloc((size_t)max_workers, 1);
-    if (p->dead == NULL || p->running == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    if (ne_region_map(&p->region, max_workers) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto error;
-    }
-    if (ne_arena_init(&p->arena, p->region.arena_offset, p->region.arena_size) < 0) {
-        PyErr_NoMemory();
+    if (allocate(p) < 0) {
         goto error;
     }
     /* Starting the zygote runs Python (flushing streams, fork hooks), so
@@ -421,7 +442,8 @@ ticket_of(PyObject *arg, uint64_t *ticket)
 PyDoc_STRVAR(ppool_withdraw_doc,
 "_withdraw($self, ticket, /)\n--\n\n"
 "Take back a task no worker has claimed: 1 if withdrawn, 0 if a worker has\n"
-"it (it runs to completion), -1 if the pool no longer knows it.");
+"it (it runs to completion), -1 if the pool no longer knows it; with\n"
+"cancel_running, 2 if a worker has it and is being stopped.");
 
 static PyObject *
 ppool_withdraw(PyObject *self, PyObject *arg)
@@ -561,7 +583,8 @@ static PyMethodDef ppool_methods[] = {
 };
 
 PyDoc_STRVAR(ppool_doc,
-"ProcessPool(max_workers, initializer=None, initargs=(), max_tasks_per_child=0)\n"
+"ProcessPool(max_workers, initializer=None, initargs=(), max_tasks_per_child=0,\n"
+"            task_timeout=0.0, cancel_running=False)\n"
 "--\n\n"
 "The native core of native_exec.ProcessPoolExecutor: workers forked by a\n"
 "zygote, tasks and results in shared memory.");

@@ -56,6 +56,7 @@ claim(ne_region *r, int w)
             /* owner first: if this process dies before the head moves, the
              * entry is stale (not READY) and the parent fails the task */
             s->worker = w;
+            s->claimed_ns = ne_monotonic_ns();
             s->state = NE_SLOT_RUNNING;
             atomic_signal_fence(memory_order_seq_cst);
             shm->ready_head++;
@@ -271,15 +272,18 @@ write_result(ne_state *st, ne_region *r, int w, ne_slot *s, PyObject *value, int
     ne_blob_clear(&blob);
 }
 
-/* Hand the result of slot idx to the parent; more: this worker goes on
- * to look for another task (it is not leaving). */
-static void
+/* Hand the result of slot idx to the parent; more: this worker would go
+ * on to look for another task.  Returns whether it does: not if the
+ * parent stopped this task meanwhile (the zygote is about to signal this
+ * process, which must not have claimed someone else's task by then). */
+static int
 post(ne_region *r, int w, uint32_t idx, int more)
 {
     ne_shm *shm = r->shm;
     ne_shm_lock(shm);
-    set_returning(r, w, more);
-    r->workers[w].leaving = !more;
+    int stay = more && !atomic_load(&r->workers[w].doomed);
+    set_returning(r, w, stay);
+    r->workers[w].leaving = !stay;
     /* ring entry, then count, then state: a death at any point leaves the
      * slot RUNNING (failed by the parent) or fully posted */
     shm->done[shm->done_tail % NE_RING] = idx;
@@ -293,9 +297,11 @@ post(ne_region *r, int w, uint32_t idx, int more)
     if (wake) {
         ne_futex_ring(&shm->collector_seq, 1);
     }
+    return stay;
 }
 
-static void
+/* Run the task in slot idx and post its outcome; returns post()'s answer. */
+static int
 run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
 {
     ne_slot *s = &r->slots[idx];
@@ -319,8 +325,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
     if (failed != NULL) {
         write_result(st, r, w, s, failed, 1);
         Py_DECREF(failed);
-        post(r, w, idx, more);
-        return;
+        return post(r, w, idx, more);
     }
     if (call != NULL) {
         if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 3) {
@@ -348,7 +353,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
         Py_DECREF(wrapped);
         Py_DECREF(exc);
     }
-    post(r, w, idx, more);
+    return post(r, w, idx, more);
 }
 
 _Noreturn void
@@ -416,8 +421,7 @@ ne_process_worker_main(ne_ppool *p, int w)
         set_returning(r, w, 0);
         ne_shm_unlock(r->shm);
         int last = p->max_tasks_per_child > 0 && ++done >= p->max_tasks_per_child;
-        run_task(st, r, w, (uint32_t)idx, !last);
-        if (last) {
+        if (!run_task(st, r, w, (uint32_t)idx, !last)) {
             leave(st, 0);
         }
         ne_shm_lock(r->shm);

@@ -107,6 +107,14 @@ ne_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns)
     return (int)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tsp, NULL, 0);
 }
 
+int64_t
+ne_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
 static void
 futex_wake(_Atomic uint32_t *word, int count)
 {

@@ -20,6 +20,10 @@
  *    +------------- parent consumes the result ------------+
  *    +------------- worker died: parent fails the task ----+ (from RUNNING)
  *
+ * To stop a RUNNING task (task_timeout, cancel_running), the parent marks
+ * the slot and its worker under the lock; the zygote kills the worker and
+ * the task ends as a dead worker's does (task_stop.c).
+ *
  * A READY task counts as handed to a worker when some worker is committed
  * to claiming one next: a worker being spawned for it (NE_WORKER_SPAWN), one alive
  * and neither running a task, asleep nor leaving (starting, in its
@@ -60,6 +64,9 @@ enum { NE_SPAN_NONE = 0, NE_SPAN_INLINE, NE_SPAN_ARENA, NE_SPAN_WINDOW, NE_SPAN_
 /* A worker slot's state (ne_wslot.state): unused, asked of the zygote,
  * running, dead and not yet buried by the collector. */
 enum { NE_WORKER_EMPTY = 0, NE_WORKER_SPAWN, NE_WORKER_ALIVE, NE_WORKER_DEAD };
+/* Why the parent stops the worker running a slot (ne_slot.stop):
+ * task_timeout, or cancel() with cancel_running (see task_stop.c). */
+enum { NE_STOP_NONE = 0, NE_STOP_TIMEOUT, NE_STOP_CANCEL };
 /* What the owner asks of the zygote (zygote_exit).  The request only ever
  * rises: a later, milder one (the collector's ordinary stop after a
  * terminate_workers()) must not undo a harsher one. */
@@ -84,7 +91,8 @@ typedef struct {
     _Atomic uint32_t state;               /* NE_SLOT_*: changed under the lock */
     int32_t worker;                       /* lock: index of the worker running it */
     uint32_t is_error;                    /* result is a pickled exception */
-    uint32_t pad;
+    uint32_t stop;                        /* lock: NE_STOP_*, set while RUNNING */
+    int64_t claimed_ns;                   /* lock: ne_monotonic_ns() at the claim */
     ne_span args;                         /* pickled (fn, args, kwargs) */
     _Atomic uint64_t args_ready;          /* bytes of args written so far */
     ne_span result;
@@ -103,6 +111,9 @@ typedef struct {
     uint32_t init_failed;                 /* its initializer raised */
     uint32_t ready;                       /* past its initializer */
     uint32_t leaving;                     /* lock: posted its last task, claims no more */
+    _Atomic uint32_t doomed;              /* lock: its task is stopped; the zygote
+                                           * signals it, it claims no more */
+    int64_t kill_at;                      /* zygote's: SIGKILL then, once SIGTERMed */
     uint64_t window_offset;               /* its result ring */
     uint64_t window_size;
     _Atomic uint64_t ring_head;           /* bytes ever reserved (worker) */
@@ -145,6 +156,9 @@ int ne_region_map(ne_region *r, int nworkers);
 void ne_region_unmap(ne_region *r);
 void ne_shm_lock(ne_shm *shm);
 void ne_shm_unlock(ne_shm *shm);
+
+/* CLOCK_MONOTONIC, which every process of a pool shares. */
+int64_t ne_monotonic_ns(void);
 
 /* futex(2) on a word of the shared region (not FUTEX_PRIVATE: processes share it). */
 int ne_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns);

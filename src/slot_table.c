@@ -137,6 +137,7 @@ place(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
     memset(&s->args, 0, sizeof(s->args));
     memset(&s->result, 0, sizeof(s->result));
     s->is_error = 0;
+    s->stop = NE_STOP_NONE;
     s->args.length = blob->size;
     char *dst;
     uint64_t offset;
@@ -329,7 +330,8 @@ find_ticket(ne_ppool *p, uint64_t ticket, ne_pending ***link, uint32_t *idx)
 }
 
 /* Take back a task no worker has claimed: 1 if withdrawn, 0 if a worker
- * has it (it runs to completion), -1 if the pool no longer knows it. */
+ * has it (it runs to completion), -1 if the pool no longer knows it; with
+ * cancel_running, 2 if a worker has it and is being stopped (task_stop.c). */
 int
 ne_slots_withdraw(ne_ppool *p, uint64_t ticket)
 {
@@ -351,8 +353,9 @@ ne_slots_withdraw(ne_ppool *p, uint64_t ticket)
         if (withdrawn) {
             ne_slots_release(p, idx);
             ne_slots_refill(p);
+            return 1;
         }
-        return withdrawn;
+        return p->cancel_running && ne_stop_cancelled(p, idx) ? 2 : 0;
     }
     default:
         return -1;

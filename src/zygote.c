@@ -21,9 +21,10 @@
 #include <unistd.h>
 
 #define POLL_NS (100L * 1000 * 1000)   /* how often the owner's liveness is checked */
-/* terminate_workers(): how long a worker may take over its SIGTERM (a
- * handler of its own cleaning up) before it gets SIGKILL.  Keep in step
- * with the docstring of ProcessPoolExecutor.terminate_workers. */
+/* terminate_workers(), task_timeout and cancel_running: how long a worker
+ * may take over its SIGTERM (a handler of its own cleaning up) before it
+ * gets SIGKILL.  Keep in step with the docstrings of
+ * ProcessPoolExecutor.terminate_workers and ProcessPoolExecutor. */
 #define TERMINATE_GRACE_NS (1000L * 1000 * 1000)
 
 static ne_shm *zygote_shm;  /* for the SIGCHLD handler */
@@ -89,6 +90,7 @@ fork_worker(ne_ppool *p, int w)
         return;
     }
     ws->pid = pid;
+    ws->kill_at = 0;
     atomic_store(&ws->state, NE_WORKER_ALIVE);
 }
 
@@ -130,12 +132,27 @@ signal_workers(ne_ppool *p, int sig)
     }
 }
 
-static int64_t
-monotonic_ns(void)
+/* The workers whose task the owner stopped (task_timeout, cancel_running):
+ * SIGTERM first, SIGKILL once the grace period is over.  Running as it
+ * does in the zygote's loop, a SIGKILL is at most POLL_NS late. */
+static void
+signal_doomed(ne_ppool *p)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    int64_t now = ne_monotonic_ns();
+    for (int w = 0; w < p->region.nworkers; w++) {
+        ne_wslot *ws = &p->region.workers[w];
+        if (atomic_load(&ws->state) != NE_WORKER_ALIVE || ws->pid <= 0
+            || !atomic_load(&ws->doomed)) {
+            continue;
+        }
+        if (ws->kill_at == 0) {
+            ws->kill_at = now + TERMINATE_GRACE_NS;
+            kill(ws->pid, SIGTERM);
+        }
+        else if (now >= ws->kill_at) {
+            kill(ws->pid, SIGKILL);
+        }
+    }
 }
 
 /* The owner died and every worker is reaped: unlink the payload segments
@@ -198,15 +215,18 @@ zygote_main(ne_ppool *p)
         }
         if (request == NE_ZYGOTE_TERMINATE) {
             if (kill_at < 0) {
-                kill_at = monotonic_ns() + TERMINATE_GRACE_NS;
+                kill_at = ne_monotonic_ns() + TERMINATE_GRACE_NS;
                 signal_workers(p, SIGTERM);
             }
-            else if (monotonic_ns() >= kill_at) {
+            else if (ne_monotonic_ns() >= kill_at) {
                 request = NE_ZYGOTE_KILL;
             }
         }
         if (request == NE_ZYGOTE_KILL) {
             signal_workers(p, SIGKILL);
+        }
+        else {
+            signal_doomed(p);
         }
         int alive = reap(p);
         if (request != NE_ZYGOTE_RUN && alive == 0) {

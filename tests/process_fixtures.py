@@ -24,6 +24,7 @@ import concurrent.futures
 import glob
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -92,6 +93,28 @@ def blocked(marker_dir: str, value: Any = None) -> Any:
             raise RuntimeError("the test never opened the gate")
         time.sleep(0.002)
     return value, pid
+
+
+def stuck(marker_dir: str, how: str = "sleep") -> None:
+    """In a worker: say it started (as blocked() does), then never return:
+    sleep, spin, or spin deaf to SIGTERM ("deaf").  Only killing the
+    process ends it (task_timeout, cancel_running)."""
+    if how == "deaf":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pid = os.getpid()
+    path = os.path.join(marker_dir, "started-%d-%d" % (pid, time.monotonic_ns()))
+    with open(path, "w") as f:
+        f.write(str(pid))
+    while True:
+        if how == "sleep":
+            time.sleep(BLOCK)
+
+
+def started_pids(marker_dir: str) -> List[int]:
+    """The pids that blocked() or stuck() calls ran in, in start order."""
+    paths = sorted(glob.glob(os.path.join(marker_dir, "started-*")),
+                   key=lambda p: int(p.rsplit("-", 1)[1]))
+    return [int(p.rsplit("-", 2)[1]) for p in paths]
 
 
 def open_gate(marker_dir: str) -> None:
