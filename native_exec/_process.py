@@ -55,6 +55,10 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
 
     Other tasks, and the rest of the pool, are untouched by either, as by
     any worker's death.
+
+    - ``max_memory_per_child`` (bytes), as loky and billiard offer: a worker
+      whose resident set is larger than that after a call leaves before its
+      next one and is replaced.  Works with ``max_tasks_per_child``.
     """
 
     def __init__(self, max_workers: Optional[int] = None, mp_context: Any = None,
@@ -62,7 +66,8 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
                  initargs: Iterable[Any] = (), *,
                  max_tasks_per_child: Optional[int] = None,
                  task_timeout: Optional[float] = None,
-                 cancel_running: bool = False) -> None:
+                 cancel_running: bool = False,
+                 max_memory_per_child: Optional[int] = None) -> None:
         if max_workers is None:
             max_workers = default_max_workers()
         elif max_workers <= 0:
@@ -83,6 +88,12 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
                                 % type(task_timeout).__name__)
             if not task_timeout > 0 or task_timeout == float("inf"):
                 raise ValueError("task_timeout must be None or a number of seconds > 0")
+        if max_memory_per_child is not None:
+            if isinstance(max_memory_per_child, bool) or not isinstance(max_memory_per_child, int):
+                raise TypeError("max_memory_per_child must be None or a number of bytes, not %r"
+                                % type(max_memory_per_child).__name__)
+            if not 0 < max_memory_per_child < 1 << 63:
+                raise ValueError("max_memory_per_child must be None or a number of bytes > 0")
         self._max_workers = max_workers
         if mp_context is None:
             # what the stdlib would pick, for code that inspects it; the
@@ -96,9 +107,10 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
         self._max_tasks_per_child = max_tasks_per_child
         self._task_timeout = task_timeout
         self._cancel_running = bool(cancel_running)
+        self._max_memory_per_child = max_memory_per_child
         self._pool = _native.ProcessPool(max_workers, initializer, self._initargs,
                                          max_tasks_per_child or 0, float(task_timeout or 0),
-                                         self._cancel_running)
+                                         self._cancel_running, max_memory_per_child or 0)
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> "Future[_T]":
         """Run ``fn(*args, **kwargs)`` in a worker; return a ``concurrent.futures.Future``.

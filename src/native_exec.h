@@ -499,6 +499,7 @@ struct ne_ppool {
     /* set at creation, then read-only (the zygote and workers read copies) */
     int max_workers;
     long max_tasks_per_child;   /* 0: no limit */
+    uint64_t max_memory_per_child; /* bytes of RSS after a task; 0: no limit */
     int64_t task_timeout_ns;    /* 0: none */
     int cancel_running;         /* cancel() stops a running task's worker */
     PyObject *initializer;

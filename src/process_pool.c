@@ -313,15 +313,17 @@ static PyObject *
 ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"max_workers", "initializer", "initargs",
-                             "max_tasks_per_child", "task_timeout", "cancel_running", NULL};
+                             "max_tasks_per_child", "task_timeout", "cancel_running",
+                             "max_memory_per_child", NULL};
     int max_workers, cancel_running = 0;
     long max_tasks = 0;
     double task_timeout = 0.0;
+    unsigned long long max_memory = 0;
     PyObject *initializer = Py_None, *initargs = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO!ldp:ProcessPool", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO!ldpK:ProcessPool", kwlist,
                                      &max_workers, &initializer, &PyTuple_Type,
                                      &initargs, &max_tasks, &task_timeout,
-                                     &cancel_running)) {
+                                     &cancel_running, &max_memory)) {
         return NULL;
     }
     /* 0 is none; a timeout below a microsecond (or past 2^63 ns) is refused */
@@ -349,6 +351,7 @@ ppool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     p->st = ne_state_of_type(type);
     p->max_workers = max_workers;
     p->max_tasks_per_child = max_tasks;
+    p->max_memory_per_child = max_memory;
     p->task_timeout_ns = (int64_t)(task_timeout * 1e9);
     p->cancel_running = cancel_running;
     p->initializer = Py_NewRef(initializer);
@@ -584,7 +587,7 @@ static PyMethodDef ppool_methods[] = {
 
 PyDoc_STRVAR(ppool_doc,
 "ProcessPool(max_workers, initializer=None, initargs=(), max_tasks_per_child=0,\n"
-"            task_timeout=0.0, cancel_running=False)\n"
+"            task_timeout=0.0, cancel_running=False, max_memory_per_child=0)\n"
 "--\n\n"
 "The native core of native_exec.ProcessPoolExecutor: workers forked by a\n"
 "zygote, tasks and results in shared memory.");

@@ -9,6 +9,7 @@
 #include "native_exec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
@@ -300,10 +301,44 @@ post(ne_region *r, int w, uint32_t idx, int more)
     return stay;
 }
 
+/* This process's resident set in bytes (/proc/self/statm), or 0 if it
+ * cannot be read. */
+static uint64_t
+resident_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    unsigned long long size, resident;
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2) {
+        return 0;
+    }
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Whether this worker may take another task after the one it ran:
+ * max_memory_per_child, checked before the outcome is posted so that the
+ * parent never counts on it for another task. */
+static int
+fits(ne_ppool *p)
+{
+    return p->max_memory_per_child == 0 || resident_bytes() <= p->max_memory_per_child;
+}
+
 /* Run the task in slot idx and post its outcome; returns post()'s answer. */
 static int
-run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
+run_task(ne_ppool *p, int w, uint32_t idx, int more)
 {
+    ne_state *st = p->st;
+    ne_region *r = &p->region;
     ne_slot *s = &r->slots[idx];
     void *mapped;
     PyObject *call = NULL, *value = NULL, *failed = NULL;
@@ -325,7 +360,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
     if (failed != NULL) {
         write_result(st, r, w, s, failed, 1);
         Py_DECREF(failed);
-        return post(r, w, idx, more);
+        return post(r, w, idx, more && fits(p));
     }
     if (call != NULL) {
         if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 3) {
@@ -353,7 +388,7 @@ run_task(ne_state *st, ne_region *r, int w, uint32_t idx, int more)
         Py_DECREF(wrapped);
         Py_DECREF(exc);
     }
-    return post(r, w, idx, more);
+    return post(r, w, idx, more && fits(p));
 }
 
 _Noreturn void
@@ -421,7 +456,7 @@ ne_process_worker_main(ne_ppool *p, int w)
         set_returning(r, w, 0);
         ne_shm_unlock(r->shm);
         int last = p->max_tasks_per_child > 0 && ++done >= p->max_tasks_per_child;
-        if (!run_task(st, r, w, (uint32_t)idx, !last)) {
+        if (!run_task(p, w, (uint32_t)idx, !last)) {
             leave(st, 0);
         }
         ne_shm_lock(r->shm);
