@@ -12,10 +12,12 @@ from ._native import to_process, to_thread
 from ._future import NativeFuture
 from ._process import ProcessPoolExecutor
 from ._errors import TaskTimeout, UnpicklingFailed, WorkerDied
+from ._stats import PoolStats
 from ._thread import ThreadPoolExecutor
 
 __all__ = [
     "NativeFuture",
+    "PoolStats",
     "ProcessPoolExecutor",
     "TaskTimeout",
     "ThreadPoolExecutor",

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from . import _map, _native
 from ._future import NativeFuture
+from ._stats import PoolStats
 from ._process_future import default_max_workers
 
 _T = TypeVar("_T")
@@ -171,6 +172,11 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
     @property
     def _broken(self) -> Any:  # type: ignore[override]
         return self._pool.stats()["broken"] or False
+
+    def stats(self) -> PoolStats:
+        """A snapshot of what the pool has done and is doing: see
+        :class:`native_exec.PoolStats`."""
+        return PoolStats(**self._pool.counts())
 
     def _stats(self) -> dict:
         return self._pool.stats()

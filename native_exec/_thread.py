@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Tuple, TypeVar
 
 from . import _map, _native
 from ._exit_and_fork import register_hooks
+from ._stats import PoolStats
 from ._future import NativeFuture
 
 _T = TypeVar("_T")
@@ -114,6 +115,11 @@ class ThreadPoolExecutor(_stdlib_thread.ThreadPoolExecutor):
         if self._pool.stats()["broken"]:
             return "A thread initializer failed, the thread pool is not usable anymore"
         return False
+
+    def stats(self) -> PoolStats:
+        """A snapshot of what the pool has done and is doing: see
+        :class:`native_exec.PoolStats`."""
+        return PoolStats(**self._pool.counts())
 
     def _stats(self) -> dict:
         return self._pool.stats()

@@ -39,6 +39,7 @@ ne_collector_is_current(ne_ppool *p)
 static void
 settle_stopped(ne_ppool *p, ne_record *rec, uint32_t why, int pid)
 {
+    ne_stop_count(p, why);
     PyObject *exc = ne_stop_error(p, why, pid, 0);
     if (exc != NULL && rec->future != NULL) {
         ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
@@ -91,6 +92,9 @@ complete_slot(ne_ppool *p, uint32_t idx)
         settle_stopped(p, rec, stop, s->worker >= 0 ? r->workers[s->worker].pid : 0);
     }
     else if (rec->future != NULL) {
+        ne_samples_add(&p->counts.wait, s->claimed_ns - rec->submitted_ns);
+        ne_samples_add(&p->counts.run, s->finished_ns - s->claimed_ns);
+        ne_counts_ended(&p->counts, value == NULL || s->is_error ? NE_EXCEPTION : NE_RESULT);
         if (value == NULL) {
             PyObject *exc = PyErr_GetRaisedException();
             if (src != NULL) {
@@ -136,6 +140,23 @@ dies_by_itself(int status)
     return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT;
 }
 
+/* For stats(): a worker that left by itself at a limit
+ * (max_tasks_per_child, max_memory_per_child) was recycled; one that died
+ * otherwise is a death, unless the pool stopped it (doomed). */
+static void
+count_departure(ne_ppool *p, int doomed, int pid, int status)
+{
+    if (doomed || pid == 0) {
+        return;
+    }
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        p->counts.worker_deaths++;
+    }
+    else if (!p->region.shm->stopping) {
+        p->counts.recycled++;
+    }
+}
+
 /* Worker w is dead: fail what it was running, free its place. */
 static void
 bury(ne_ppool *p, int w)
@@ -153,6 +174,7 @@ bury(ne_ppool *p, int w)
             lost[nlost++] = idx;
         }
     }
+    int doomed = (int)atomic_load(&ws->doomed);
     atomic_store(&ws->doomed, 0);
     if (ws->sleeping) {
         ws->sleeping = 0;
@@ -179,10 +201,12 @@ bury(ne_ppool *p, int w)
     ne_shm_unlock(shm);
     ne_futex_ring(&shm->work_seq, INT32_MAX);
     p->nalive--;
+    count_departure(p, doomed, pid, status);
 
     for (int i = 0; i < nlost; i++) {
         ne_record *rec = &p->records[lost[i]];
         if (rec->future != NULL) {
+            ne_stop_count(p, stop[i]);
             PyObject *exc = ne_stop_error(p, stop[i], pid, status);
             if (exc != NULL) {
                 ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);

@@ -240,6 +240,33 @@ ne_call_bool(PyObject *obj, PyObject *name)
     return truth;
 }
 
+/* ------------------------------------------------------------- stats.c */
+
+#define NE_SAMPLES 1024          /* recent samples kept per measure */
+
+/* The last NE_SAMPLES durations of one kind, in ns (a ring). */
+typedef struct {
+    int64_t ns[NE_SAMPLES];
+    uint64_t n;                  /* ever added */
+} ne_samples;
+
+/* What a pool counts for stats() (GIL, see stats.c). */
+typedef struct {
+    uint64_t submitted, completed, failed, cancelled;
+    uint64_t workers_started, worker_deaths, timeouts, recycled;
+    ne_samples wait;             /* from submit to a worker taking it */
+    ne_samples run;              /* from a worker taking it to its outcome */
+} ne_counts;
+
+/* How a future ends; the value that goes with it is the result, the
+ * exception, or NULL. */
+typedef enum { NE_RESULT, NE_EXCEPTION, NE_CANCELLED } ne_ending;
+
+void ne_samples_add(ne_samples *s, int64_t ns);
+void ne_counts_ended(ne_counts *c, ne_ending how);
+PyObject *ne_counts_snapshot(const ne_counts *c, Py_ssize_t queued, Py_ssize_t running,
+                             Py_ssize_t workers_alive);
+
 /* -------------------------------------------------------------- task.c */
 
 /* Life of a task:
@@ -264,6 +291,9 @@ struct ne_task {
     ne_bridge *bridge;      /* strong, or NULL for a concurrent future */
     PyObject *result;       /* set by ne_task_run on success */
     PyObject *error;        /* set by ne_task_run on failure */
+    ne_counts *counts;      /* its thread pool's, once queued there; or NULL */
+    int64_t submitted_ns;   /* ne_monotonic_ns() as it was queued */
+    int64_t taken_ns;       /* as a worker took it */
 };
 
 ne_task *ne_task_new(PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
@@ -277,10 +307,6 @@ void ne_task_complete(ne_state *st, ne_task *t);
 void ne_task_abandon(ne_state *st, ne_task *t, PyObject *error);
 
 /* -------------------------------------------------------- completion.c */
-
-/* How a future ends; the value that goes with it is the result, the
- * exception, or NULL. */
-typedef enum { NE_RESULT, NE_EXCEPTION, NE_CANCELLED } ne_ending;
 
 void ne_complete(ne_state *st, PyObject *future, ne_bridge *bridge, ne_ending how,
                  PyObject *value);
@@ -367,6 +393,7 @@ struct ne_tpool {
 
     /* GIL */
     ne_tpool *next;           /* registry lock: link in the registry */
+    ne_counts counts;        /* stats() */
 
     /* what a fork left in the child, for the Python-level hook (GIL) */
     ne_worker *forked_workers;
@@ -476,6 +503,7 @@ typedef struct ne_pending {
     PyObject *future;
     ne_bridge *bridge;
     uint64_t ticket;
+    int64_t submitted_ns;
 } ne_pending;
 
 /* The parent's side of a slot (GIL). */
@@ -483,6 +511,7 @@ typedef struct {
     PyObject *future;       /* strong; NULL while the slot is free */
     ne_bridge *bridge;      /* strong, or NULL for a concurrent future */
     uint64_t ticket;        /* names the task for withdraw() */
+    int64_t submitted_ns;   /* for the queue-wait statistics */
     uint64_t arena_offset;  /* its arguments' arena extent, if arena_length */
     uint64_t arena_length;
     int streaming;          /* the parent is still copying its arguments in */
@@ -524,6 +553,7 @@ struct ne_ppool {
     int nsubmitting;         /* submits pickling (may run Python, switch threads) */
     int startup_deaths;      /* workers in a row that died in their initializer */
     uint32_t batch[NE_RING]; /* the collection round's results */
+    ne_counts counts;        /* stats() */
     int *dead;               /* [max_workers]: the round's dead workers (collector's) */
     int64_t next_due_ns;     /* collector's: no task comes due before then */
     unsigned char *running;  /* [max_workers]: committed_workers()'s, lock held */
@@ -564,6 +594,7 @@ void ne_slots_cancel_unclaimed(ne_ppool *p, int spare_handed);
 int ne_stop_cancelled(ne_ppool *p, uint32_t idx);
 int64_t ne_stop_overdue(ne_ppool *p);
 PyObject *ne_stop_error(ne_ppool *p, uint32_t why, int pid, int status);
+void ne_stop_count(ne_ppool *p, uint32_t why);
 
 /* --------------------------------------------------------- collector.c */
 

@@ -70,6 +70,7 @@ ne_ppool_spawn_if_needed(ne_ppool *p)
         if (atomic_load(&r->workers[w].state) == NE_WORKER_EMPTY) {
             atomic_store(&r->workers[w].state, NE_WORKER_SPAWN);
             p->nalive++;
+            p->counts.workers_started++;
             wanted--;
             spawned = 1;
         }
@@ -111,6 +112,7 @@ ne_ppool_break(ne_ppool *p, const char *reason)
         if (exc == NULL) {
             exc = PyErr_GetRaisedException();
         }
+        p->counts.failed++;
         ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
         Py_XDECREF(exc);
         /* RUNNING slots stay taken until their worker is gone */
@@ -129,6 +131,7 @@ ne_ppool_break(ne_ppool *p, const char *reason)
         if (exc == NULL) {
             exc = PyErr_GetRaisedException();
         }
+        p->counts.failed++;
         ne_complete(p->st, t->future, t->bridge, NE_EXCEPTION, exc);
         Py_XDECREF(exc);
         ne_pending_free(t);
@@ -565,6 +568,32 @@ PyDoc_STRVAR(ppool_run_doc,
 "Run func(*args, **kwargs) in a worker process; return an awaitable asyncio\n"
 "future of the running loop.");
 
+PyDoc_STRVAR(ppool_counts_doc,
+"counts($self, /)\n--\n\n"
+"The public snapshot behind ProcessPoolExecutor.stats(): counts, workers,\n"
+"recent queue-wait and run-time percentiles.");
+
+static PyObject *
+ppool_counts(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ne_ppool *p = (ne_ppool *)self;
+    Py_ssize_t ready = 0, running = 0, alive = 0;
+    if (p->region.base != NULL && !p->foreign) {
+        ne_region *r = &p->region;
+        ne_shm_lock(r->shm);
+        for (uint32_t idx = 0; idx < NE_SLOTS; idx++) {
+            uint32_t state = atomic_load(&r->slots[idx].state);
+            ready += state == NE_SLOT_READY;
+            running += state == NE_SLOT_RUNNING;
+        }
+        ne_shm_unlock(r->shm);
+        for (int w = 0; w < r->nworkers; w++) {
+            alive += atomic_load(&r->workers[w].state) == NE_WORKER_ALIVE;
+        }
+    }
+    return ne_counts_snapshot(&p->counts, p->npending + ready, running, alive);
+}
+
 static PyObject *
 ppool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -582,6 +611,7 @@ static PyMethodDef ppool_methods[] = {
      METH_VARARGS | METH_KEYWORDS, ppool_shutdown_doc},
     {"force_shutdown", ppool_force_shutdown, METH_O, ppool_force_shutdown_doc},
     {"stats", ppool_stats, METH_NOARGS, ppool_stats_doc},
+    {"counts", ppool_counts, METH_NOARGS, ppool_counts_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -77,6 +77,7 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge, PyObject *call)
 {
     ne_state *st = p->st;
     uint64_t ticket = ++p->next_ticket;
+    p->counts.submitted++;
     PyObject *ticket_obj = PyLong_FromUnsignedLongLong(ticket);
     if (ticket_obj == NULL
         || PyObject_SetAttr(future, st->s_ne_ticket, ticket_obj) < 0
@@ -98,6 +99,7 @@ enqueue(ne_ppool *p, PyObject *future, ne_bridge *bridge, PyObject *call)
         ne_futex_ring(&p->region.shm->collector_seq, 1);
     }
     if (!dumped) {
+        p->counts.failed++;
         ne_complete_with_error(p->st, future, bridge);
         return 0;
     }

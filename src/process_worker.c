@@ -287,6 +287,7 @@ post(ne_region *r, int w, uint32_t idx, int more)
     r->workers[w].leaving = !stay;
     /* ring entry, then count, then state: a death at any point leaves the
      * slot RUNNING (failed by the parent) or fully posted */
+    r->slots[idx].finished_ns = ne_monotonic_ns();
     shm->done[shm->done_tail % NE_RING] = idx;
     atomic_signal_fence(memory_order_seq_cst);
     shm->done_tail++;

@@ -93,6 +93,7 @@ typedef struct {
     uint32_t is_error;                    /* result is a pickled exception */
     uint32_t stop;                        /* lock: NE_STOP_*, set while RUNNING */
     int64_t claimed_ns;                   /* lock: ne_monotonic_ns() at the claim */
+    int64_t finished_ns;                  /* lock: and as its outcome was posted */
     ne_span args;                         /* pickled (fn, args, kwargs) */
     _Atomic uint64_t args_ready;          /* bytes of args written so far */
     ne_span result;

@@ -61,7 +61,7 @@ pending_unlink(ne_ppool *p, ne_pending **link)
 /* Queue a task in the parent; consumes blob.  -1 on no memory. */
 static int
 pending_push(ne_ppool *p, ne_blob *blob, PyObject *future, ne_bridge *bridge,
-             uint64_t ticket)
+             uint64_t ticket, int64_t submitted_ns)
 {
     ne_pending *t = PyMem_Calloc(1, sizeof(ne_pending));
     if (t == NULL) {
@@ -73,6 +73,7 @@ pending_push(ne_ppool *p, ne_blob *blob, PyObject *future, ne_bridge *bridge,
     t->future = Py_NewRef(future);
     t->bridge = (ne_bridge *)Py_XNewRef((PyObject *)bridge);
     t->ticket = ticket;
+    t->submitted_ns = submitted_ns;
     if (p->pending_tail != NULL) {
         p->pending_tail->next = t;
     }
@@ -262,13 +263,15 @@ publish(ne_ppool *p, uint32_t idx)
  * no room for fails its future; the slot goes back to the free list. */
 static void
 place_and_publish(ne_ppool *p, uint32_t idx, ne_blob *blob, PyObject *future,
-                  ne_bridge *bridge, uint64_t ticket)
+                  ne_bridge *bridge, uint64_t ticket, int64_t submitted_ns)
 {
     if (place(p, idx, blob, future, bridge, ticket) < 0) {
         p->free_slots[p->nfree++] = idx;
+        p->counts.failed++;
         ne_complete_with_error(p->st, future, bridge);
         return;
     }
+    p->records[idx].submitted_ns = submitted_ns;
     publish(p, idx);
     if (p->records[idx].streaming) {
         stream(p, idx, blob);
@@ -282,11 +285,12 @@ int
 ne_slots_admit(ne_ppool *p, ne_blob *blob, PyObject *future, ne_bridge *bridge,
                uint64_t ticket)
 {
+    int64_t now = ne_monotonic_ns();
     if (p->nfree > 0 && p->pending_head == NULL) {
-        place_and_publish(p, p->free_slots[--p->nfree], blob, future, bridge, ticket);
+        place_and_publish(p, p->free_slots[--p->nfree], blob, future, bridge, ticket, now);
         return 0;
     }
-    return pending_push(p, blob, future, bridge, ticket);
+    return pending_push(p, blob, future, bridge, ticket, now);
 }
 
 /* Move pending tasks into free slots. */
@@ -296,7 +300,7 @@ ne_slots_refill(ne_ppool *p)
     while (p->pending_head != NULL && p->nfree > 0 && p->region.base != NULL) {
         ne_pending *t = ne_pending_pop(p);
         place_and_publish(p, p->free_slots[--p->nfree], &t->blob, t->future, t->bridge,
-                          t->ticket);
+                          t->ticket, t->submitted_ns);
         ne_pending_free(t);  /* its blob was consumed */
     }
 }
@@ -342,6 +346,7 @@ ne_slots_withdraw(ne_ppool *p, uint64_t ticket)
         ne_pending *t = *link;
         pending_unlink(p, link);
         ne_pending_free(t);
+        p->counts.cancelled++;
         return 1;
     }
     case TICKET_IN_SLOT: {
@@ -353,9 +358,14 @@ ne_slots_withdraw(ne_ppool *p, uint64_t ticket)
         if (withdrawn) {
             ne_slots_release(p, idx);
             ne_slots_refill(p);
+            p->counts.cancelled++;
             return 1;
         }
-        return p->cancel_running && ne_stop_cancelled(p, idx) ? 2 : 0;
+        if (p->cancel_running && ne_stop_cancelled(p, idx)) {
+            p->counts.cancelled++;   /* by the caller, which the collector leaves it to */
+            return 2;
+        }
+        return 0;
     }
     default:
         return -1;
@@ -472,6 +482,7 @@ ne_slots_cancel_unclaimed(ne_ppool *p, int spare_handed)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cancelled); i++) {
         PyObject *fut = PyTuple_GET_ITEM(PyList_GET_ITEM(cancelled, i), 0);
         PyObject *bridge = PyTuple_GET_ITEM(PyList_GET_ITEM(cancelled, i), 1);
+        p->counts.cancelled++;
         ne_complete(st, fut, bridge != Py_None ? (ne_bridge *)bridge : NULL, NE_CANCELLED,
                     NULL);
     }

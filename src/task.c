@@ -119,6 +119,12 @@ ne_task_begin(ne_state *st, ne_task *t)
 void
 ne_task_complete(ne_state *st, ne_task *t)
 {
+    if (t->counts != NULL) {
+        int64_t now = ne_monotonic_ns();
+        ne_samples_add(&t->counts->wait, t->taken_ns - t->submitted_ns);
+        ne_samples_add(&t->counts->run, now - t->taken_ns);
+        ne_counts_ended(t->counts, t->error != NULL ? NE_EXCEPTION : NE_RESULT);
+    }
     if (t->error != NULL) {
         ne_complete(st, t->future, t->bridge, NE_EXCEPTION, t->error);
     }
@@ -133,7 +139,11 @@ ne_task_complete(ne_state *st, ne_task *t)
 void
 ne_task_abandon(ne_state *st, ne_task *t, PyObject *error)
 {
-    ne_complete(st, t->future, t->bridge, error != NULL ? NE_EXCEPTION : NE_CANCELLED, error);
+    ne_ending how = error != NULL ? NE_EXCEPTION : NE_CANCELLED;
+    if (t->counts != NULL) {
+        ne_counts_ended(t->counts, how);
+    }
+    ne_complete(st, t->future, t->bridge, how, error);
     ne_task_free(t);
 }
 

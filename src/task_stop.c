@@ -92,6 +92,19 @@ ne_stop_overdue(ne_ppool *p)
     return next;
 }
 
+/* Count a task that ended without its outcome (why: NE_STOP_*). */
+void
+ne_stop_count(ne_ppool *p, uint32_t why)
+{
+    if (why == NE_STOP_CANCEL) {
+        return;   /* counted as the canceller was told to cancel it */
+    }
+    if (why == NE_STOP_TIMEOUT) {
+        p->counts.timeouts++;
+    }
+    p->counts.failed++;
+}
+
 /* What the future of a task that ended without its outcome gets: the
  * error to fail it with (pid: its worker; status: how that died), or NULL
  * with no exception when its canceller has settled it.  A new reference;

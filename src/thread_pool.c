@@ -142,6 +142,9 @@ ne_tpool_push(ne_tpool *p, ne_task *t, int elastic)
     pthread_mutex_lock(&p->mutex);
     refusal = refusal_locked(p);
     if (refusal == NULL) {
+        t->counts = &p->counts;
+        t->submitted_ns = ne_monotonic_ns();
+        p->counts.submitted++;   /* the GIL's, as all counts are */
         enqueue(p, t);
         if (p->nidle > p->nwoken) {
             p->nwoken++;
@@ -548,6 +551,25 @@ tpool_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
                          "broken", broken ? Py_True : Py_False);
 }
 
+PyDoc_STRVAR(tpool_counts_doc,
+"counts($self, /)\n--\n\n"
+"The public snapshot behind ThreadPoolExecutor.stats(): counts, workers,\n"
+"recent queue-wait and run-time percentiles.");
+
+static PyObject *
+tpool_counts(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ne_tpool *p = (ne_tpool *)self;
+    Py_ssize_t running = 0;
+    pthread_mutex_lock(&p->mutex);
+    for (ne_worker *w = p->workers; w != NULL; w = w->next) {
+        running += w->current != NULL;
+    }
+    Py_ssize_t queued = ne_queued_get(p), alive = p->nthreads;
+    pthread_mutex_unlock(&p->mutex);
+    return ne_counts_snapshot(&p->counts, queued, running, alive);
+}
+
 static PyMethodDef tpool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))tpool_submit,
      METH_FASTCALL | METH_KEYWORDS, tpool_submit_doc},
@@ -556,6 +578,7 @@ static PyMethodDef tpool_methods[] = {
     {"shutdown", (PyCFunction)(void (*)(void))tpool_shutdown,
      METH_VARARGS | METH_KEYWORDS, tpool_shutdown_doc},
     {"stats", tpool_stats, METH_NOARGS, tpool_stats_doc},
+    {"counts", tpool_counts, METH_NOARGS, tpool_counts_doc},
     {NULL, NULL, 0, NULL},
 };
 

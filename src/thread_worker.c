@@ -55,6 +55,7 @@ take(ne_tpool *p, ne_worker *w)
         }
         ne_queued_set(p, ne_queued_get(p) - 1);
         t->next = NULL;
+        t->taken_ns = ne_monotonic_ns();
     }
     w->current = t;
     return t;
@@ -136,6 +137,8 @@ serve(ne_worker *w)
                 ne_task_complete(st, t);
             }
             else {
+                /* cancelled while it waited */
+                ne_counts_ended(&p->counts, NE_CANCELLED);
                 ne_task_free(t);
             }
             pthread_mutex_lock(&p->mutex);
@@ -290,5 +293,6 @@ ne_worker_spawn(ne_tpool *p)
         PyErr_Format(PyExc_RuntimeError, "can't start new thread: %s", strerror(rc));
         return -1;
     }
+    p->counts.workers_started++;
     return 0;
 }
