@@ -25,6 +25,8 @@ from operator import index
 from typing import (Any, Callable, Deque, Iterable, Iterator, List, Optional, Tuple,
                     TypeVar, Union)
 
+from . import _serialize
+
 _T = TypeVar("_T")
 
 try:
@@ -90,7 +92,9 @@ def map_chunks(executor: Any, fn: Callable[..., _T], iterables: Tuple[Iterable[A
     if chunksize < 1:
         raise ValueError("chunksize must be >= 1.")
 
-    results = map_calls(executor, partial(_process_chunk, fn),
+    # fn inside a partial is deeper than the C serializer looks for a
+    # __main__ function the workers lack: decide once, for every chunk
+    results = map_calls(executor, partial(_process_chunk, _serialize.sendable(fn)),
                         (_batched(zip(*iterables), chunksize),),
                         timeout, buffersize)
     return _chain_from_iterable_of_lists(results)

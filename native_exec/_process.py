@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from concurrent.futures import process as _stdlib_process
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
-from . import _map, _native
+from . import _map, _native, _serialize
 from ._future import NativeFuture
 from ._stats import PoolStats
 from ._process_future import default_max_workers
@@ -30,9 +30,11 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
     caller's threads.  Calls and results travel through shared memory
     (pickle protocol 5; large buffers beside the pickle), never a pipe.
 
-    Functions must be importable by the workers, as with the stdlib's fork
-    context; those in ``__main__`` must be defined before the pool is
-    created.  A worker that dies fails only the task it was running (with
+    What pickle cannot send by reference (lambdas, closures, local classes,
+    and functions or classes of ``__main__`` defined after the pool was
+    created, which its workers never saw) goes by value with
+    ``cloudpickle``, as with loky; everything else by reference, as with
+    the stdlib.  A worker that dies fails only the task it was running (with
     :class:`native_exec.WorkerDied`) and is replaced.
 
     ``mp_context`` may be None or any ``multiprocessing`` context: whatever
@@ -109,6 +111,7 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
         self._task_timeout = task_timeout
         self._cancel_running = bool(cancel_running)
         self._max_memory_per_child = max_memory_per_child
+        _serialize.note_pool_forking()
         self._pool = _native.ProcessPool(max_workers, initializer, self._initargs,
                                          max_tasks_per_child or 0, float(task_timeout or 0),
                                          self._cancel_running, max_memory_per_child or 0)
@@ -116,8 +119,9 @@ class ProcessPoolExecutor(_stdlib_process.ProcessPoolExecutor):
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> "Future[_T]":
         """Run ``fn(*args, **kwargs)`` in a worker; return a ``concurrent.futures.Future``.
 
-        If the call cannot be pickled, the future fails with the pickling
-        error, as with the stdlib.
+        If the call cannot be pickled, neither by reference nor by value
+        (cloudpickle), the future fails with pickle's error, as with the
+        stdlib.
         """
         return self._pool.submit(fn, *args, **kwargs)
 

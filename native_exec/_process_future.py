@@ -97,7 +97,9 @@ def default_max_workers() -> int:
 def default_process_pool() -> Any:
     """The pool behind ``native_exec.to_process``, made on its first call."""
     from ._native import ProcessPool
+    from ._serialize import note_pool_forking
 
+    note_pool_forking()
     return ProcessPool(default_max_workers())
 
 

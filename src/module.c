@@ -326,6 +326,8 @@ module_exec(PyObject *module)
         || (st->pickle_loads = import_attr("pickle", "loads")) == NULL
         || (st->oob_dumps = import_attr("native_exec._serialize", "dumps")) == NULL
         || (st->oob_loads = import_attr("native_exec._serialize", "loads")) == NULL
+        || (st->by_value_dumps = import_attr("native_exec._serialize", "dumps_by_value")) == NULL
+        || (st->known_in_workers = import_attr("native_exec._serialize", "known_in_workers")) == NULL
         || (st->process_worker = PyImport_ImportModule("native_exec._process_worker")) == NULL
         || (st->ProcessFuture = import_attr("native_exec._process_future", "ProcessFuture")) == NULL
         || (st->ProcessNativeFuture = import_attr("native_exec._process_future", "ProcessNativeFuture")) == NULL
@@ -345,7 +347,8 @@ module_exec(PyObject *module)
         || intern_into(&st->s_ne_pool, "_ne_pool") < 0
         || intern_into(&st->s_ne_ticket, "_ne_ticket") < 0
         || intern_into(&st->s_default_executor, "_default_executor") < 0
-        || intern_into(&st->s_pool, "_pool") < 0) {
+        || intern_into(&st->s_pool, "_pool") < 0
+        || intern_into(&st->s_module, "__module__") < 0) {
         return -1;
     }
     st->to_thread = PyObject_GetAttrString(module, "to_thread");
@@ -375,6 +378,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->hidden_pool);
     Py_VISIT(st->s_default_executor);
     Py_VISIT(st->s_pool);
+    Py_VISIT(st->s_module);
     Py_VISIT((PyObject *)st->default_ppool);
     Py_VISIT(st->ThreadPoolType);
     Py_VISIT(st->BridgeType);
@@ -394,6 +398,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->outcome_unpickle_failed);
     Py_VISIT(st->oob_dumps);
     Py_VISIT(st->oob_loads);
+    Py_VISIT(st->by_value_dumps);
+    Py_VISIT(st->known_in_workers);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
     Py_VISIT(st->protocol);
@@ -428,6 +434,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->hidden_pool);
     Py_CLEAR(st->s_default_executor);
     Py_CLEAR(st->s_pool);
+    Py_CLEAR(st->s_module);
     Py_CLEAR(st->default_ppool);
     Py_CLEAR(st->ThreadPoolType);
     Py_CLEAR(st->BridgeType);
@@ -447,6 +454,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->outcome_unpickle_failed);
     Py_CLEAR(st->oob_dumps);
     Py_CLEAR(st->oob_loads);
+    Py_CLEAR(st->by_value_dumps);
+    Py_CLEAR(st->known_in_workers);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
     Py_CLEAR(st->protocol);

@@ -167,6 +167,9 @@ struct ne_state {
     PyObject *outcome_unpickle_failed; /* native_exec._process_future.outcome_unpickle_failed */
     PyObject *oob_dumps;             /* native_exec._serialize.dumps */
     PyObject *oob_loads;             /* native_exec._serialize.loads */
+    PyObject *by_value_dumps;        /* native_exec._serialize.dumps_by_value */
+    PyObject *known_in_workers;      /* native_exec._serialize.known_in_workers */
+    PyObject *s_module;              /* "__module__" */
     PyObject *pickle_dumps;
     PyObject *pickle_loads;
     PyObject *protocol;              /* 5 */

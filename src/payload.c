@@ -18,7 +18,15 @@
  * A large payload can be read while it is still being written: the writer
  * publishes the header and pickle stream first, then copies the buffers in
  * chunks, advancing a `ready` counter the reader waits on.  The two copies
- * then overlap instead of adding up. */
+ * then overlap instead of adding up.
+ *
+ * By value: a payload pickle refuses (a lambda, a closure, a local class)
+ * is pickled again by native_exec._serialize.dumps_by_value, with
+ * cloudpickle and the same out-of-band buffers; so is one holding, near
+ * its top, a __main__ function or class the workers never saw (defined
+ * after the pool forked its zygote), which pickle would send by a name
+ * they cannot resolve.  Readers need not know: pickle.loads reads what
+ * cloudpickle writes. */
 #include "native_exec.h"
 
 #include <sched.h>
@@ -53,37 +61,94 @@ is_big_buffer(PyObject *o)
     return 0;
 }
 
-/* Whether a large buffer is within `depth` container levels, so that the
- * payload is worth pickling with _serialize.dumps (slower per object); the
- * common case (no large buffer) costs a few type checks. */
+#define SCAN_BIG 1        /* a large buffer: _serialize.dumps */
+#define SCAN_LATE_MAIN 2  /* a __main__ object the workers lack: by value */
+
 static int
-has_big_buffer(PyObject *o, int depth)
+is_main_name(PyObject *name)
 {
-    if (is_big_buffer(o)) {
-        return 1;
+    return name != NULL && PyUnicode_Check(name)
+           && PyUnicode_CompareWithASCIIString(name, "__main__") == 0;
+}
+
+/* SCAN_LATE_MAIN if o is a function or class of __main__ (or an instance
+ * of one, or a method of either) that _serialize.known_in_workers says the
+ * workers do not have; 0 for anything else, after a few type checks. */
+static int
+late_main(ne_state *st, PyObject *o)
+{
+    if (PyMethod_Check(o)) {
+        int r = late_main(st, PyMethod_GET_FUNCTION(o));
+        return r != 0 ? r : late_main(st, PyMethod_GET_SELF(o));
     }
-    if (depth == 0) {
-        return 0;
+    if (PyFunction_Check(o)) {
+        if (!is_main_name(PyFunction_GET_MODULE(o))) {
+            return 0;
+        }
+    }
+    else {
+        PyTypeObject *t = PyType_Check(o) ? (PyTypeObject *)o : Py_TYPE(o);
+        if (!PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE) || t->tp_dict == NULL) {
+            return 0;
+        }
+        PyObject *module = PyDict_GetItemWithError(t->tp_dict, st->s_module);
+        if (module == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (!is_main_name(module)) {
+            return 0;
+        }
+    }
+    PyObject *known = PyObject_CallOneArg(st->known_in_workers, o);
+    if (known == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(known);
+    Py_DECREF(known);
+    return r < 0 ? -1 : r ? 0 : SCAN_LATE_MAIN;
+}
+
+/* What is within `depth` container levels of o: a large buffer, so that
+ * the payload is worth pickling with _serialize.dumps (slower per object),
+ * or a __main__ object the workers lack.  The common case (neither) costs
+ * a few type checks an object.  -1 with an exception on failure. */
+static int
+scan(ne_state *st, PyObject *o, int depth)
+{
+    int flags = is_big_buffer(o) ? SCAN_BIG : late_main(st, o);
+    if (flags < 0 || depth == 0) {
+        return flags;
     }
     if (PyTuple_CheckExact(o) || PyList_CheckExact(o)) {
         Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
-        PyObject **items = PySequence_Fast_ITEMS(o);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (has_big_buffer(items[i], depth - 1)) {
-                return 1;
+        for (Py_ssize_t i = 0; i < n && flags != (SCAN_BIG | SCAN_LATE_MAIN); i++) {
+            /* a list may change while known_in_workers runs */
+            if (i >= PySequence_Fast_GET_SIZE(o)) {
+                break;
             }
+            PyObject *item = Py_NewRef(PySequence_Fast_ITEMS(o)[i]);
+            int r = scan(st, item, depth - 1);
+            Py_DECREF(item);
+            if (r < 0) {
+                return -1;
+            }
+            flags |= r;
         }
     }
     else if (PyDict_CheckExact(o)) {
         Py_ssize_t pos = 0;
         PyObject *key, *value;
-        while (PyDict_Next(o, &pos, &key, &value)) {
-            if (has_big_buffer(value, depth - 1)) {
-                return 1;
+        while (flags != (SCAN_BIG | SCAN_LATE_MAIN) && PyDict_Next(o, &pos, &key, &value)) {
+            Py_INCREF(value);
+            int r = scan(st, value, depth - 1);
+            Py_DECREF(value);
+            if (r < 0) {
+                return -1;
             }
+            flags |= r;
         }
     }
-    return 0;
+    return flags;
 }
 
 void
@@ -110,17 +175,44 @@ ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b)
     if (b->foreign == NULL || (append = PyObject_GetAttrString(b->foreign, "append")) == NULL) {
         goto error;
     }
-    if (has_big_buffer(obj, depth)) {
+    int found = scan(st, obj, depth);
+    if (found < 0) {
+        goto error;
+    }
+    if (found & SCAN_LATE_MAIN) {
         b->ours = PyList_New(0);
         if (b->ours == NULL) {
             goto error;
         }
-        b->inband = PyObject_CallFunctionObjArgs(st->oob_dumps, obj, b->ours, append, NULL);
+        b->inband = PyObject_CallFunctionObjArgs(st->by_value_dumps, obj, b->ours, append, NULL);
     }
     else {
-        PyObject *stack[4] = {NULL, obj, st->protocol, append};
-        b->inband = PyObject_Vectorcall(st->pickle_dumps, stack + 1,
-                                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_buffer_callback);
+        if (found & SCAN_BIG) {
+            b->ours = PyList_New(0);
+            if (b->ours == NULL) {
+                goto error;
+            }
+            b->inband = PyObject_CallFunctionObjArgs(st->oob_dumps, obj, b->ours, append, NULL);
+        }
+        else {
+            PyObject *stack[4] = {NULL, obj, st->protocol, append};
+            b->inband = PyObject_Vectorcall(st->pickle_dumps, stack + 1,
+                                            2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            st->kw_buffer_callback);
+        }
+        if (b->inband == NULL) {
+            /* pickle could not send it by reference: by value, with the
+             * buffers it had collected dropped; dumps_by_value raises
+             * pickle's error again where cloudpickle cannot help */
+            PyObject *exc = PyErr_GetRaisedException();
+            if (PyList_SetSlice(b->foreign, 0, PY_SSIZE_T_MAX, NULL) == 0
+                && (b->ours != NULL || (b->ours = PyList_New(0)) != NULL)
+                && PyList_SetSlice(b->ours, 0, PY_SSIZE_T_MAX, NULL) == 0) {
+                b->inband = PyObject_CallFunctionObjArgs(st->by_value_dumps, obj, b->ours,
+                                                         append, exc, NULL);
+            }
+            Py_XDECREF(exc);
+        }
     }
     Py_CLEAR(append);
     if (b->inband == NULL) {

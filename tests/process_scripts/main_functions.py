@@ -3,9 +3,10 @@
 Usage: main_functions.py stdlib|native [--late]
 
 Prints one JSON line with what the workers computed.  With --late (native
-only), also submits a function defined after the pool was created: the
-zygote is a fork taken at creation, so it must fail that future cleanly (an
-UnpicklingFailed caused by AttributeError) and leave the pool usable.
+only), also submits functions and a class defined in __main__ after the
+pool was created, and a function rebound there: the zygote is a fork taken
+at creation, so its workers do not have them, and they must travel by value
+(cloudpickle), while those known before still go by reference.
 """
 
 import concurrent.futures
@@ -63,15 +64,32 @@ def main():
         out["error"] = [type(exc).__name__, list(exc.args)]
         if "--late" in sys.argv:
             def late(x):  # noqa: E306 - defined after the pool on purpose
-                return x
+                return x + 100
             globals()["late"] = late
             late.__qualname__ = "late"
-            exc = pool.submit(late, 1).exception(timeout=60)
-            # the worker cannot unpickle the call: UnpicklingFailed, with
-            # pickle's AttributeError as its cause
-            out["late"] = [type(exc).__name__, type(exc.__cause__).__name__,
-                           str(exc.__cause__)]
-            out["after_late"] = pool.submit(square, 5).result(timeout=60)
+            out["late"] = pool.submit(late, 1).result(timeout=60)
+
+            class LatePoint:  # noqa: E306
+                def __init__(self, x):
+                    self.x = x
+
+                def norm(self):
+                    return abs(self.x)
+            globals()["LatePoint"] = LatePoint
+            LatePoint.__qualname__ = "LatePoint"
+            out["late_class_arg"] = pool.submit(square, LatePoint(-6).norm()).result(timeout=60)
+            out["late_method"] = pool.submit(LatePoint(-7).norm).result(timeout=60)
+            out["late_instance_arg"] = pool.submit(getattr, LatePoint(8), "x").result(timeout=60)
+            out["late_map"] = list(pool.map(late, range(3)))
+            old_square = globals()["square"]
+
+            def negated_square(x):  # noqa: E306 - rebinds the module-level square
+                return -x * x
+            negated_square.__name__ = negated_square.__qualname__ = "square"
+            globals()["square"] = negated_square
+            out["rebound"] = pool.submit(negated_square, 3).result(timeout=60)
+            globals()["square"] = old_square
+            out["after_late"] = pool.submit(old_square, 5).result(timeout=60)
     print(json.dumps(out))
 
 
