@@ -165,73 +165,59 @@ ne_blob_clear(ne_blob *b)
     Py_CLEAR(b->foreign);
 }
 
-/* Pickle obj into b (which must be zeroed).  depth: how many container
- * levels to search for large buffers.  -1 with an exception on failure. */
-int
-ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b)
+/* Pickle obj into b->inband (and b->ours, b->foreign: the buffers sent
+ * beside it), by the cheapest way that works: pickle.dumps; _serialize.dumps
+ * for a payload with large buffers near its top; by value when pickle
+ * refuses it or it holds a __main__ object the workers lack.  -1 with an
+ * exception: pickle's own when by value cannot help either. */
+static int
+pickle_into(ne_state *st, PyObject *obj, int depth, ne_blob *b, PyObject *append)
 {
-    PyObject *append = NULL;
-    b->foreign = PyList_New(0);
-    if (b->foreign == NULL || (append = PyObject_GetAttrString(b->foreign, "append")) == NULL) {
-        goto error;
-    }
     int found = scan(st, obj, depth);
     if (found < 0) {
-        goto error;
+        return -1;
+    }
+    if ((found & (SCAN_BIG | SCAN_LATE_MAIN)) && (b->ours = PyList_New(0)) == NULL) {
+        return -1;
     }
     if (found & SCAN_LATE_MAIN) {
-        b->ours = PyList_New(0);
-        if (b->ours == NULL) {
-            goto error;
-        }
         b->inband = PyObject_CallFunctionObjArgs(st->by_value_dumps, obj, b->ours, append, NULL);
+        return b->inband == NULL ? -1 : 0;
+    }
+    if (found & SCAN_BIG) {
+        b->inband = PyObject_CallFunctionObjArgs(st->oob_dumps, obj, b->ours, append, NULL);
     }
     else {
-        if (found & SCAN_BIG) {
-            b->ours = PyList_New(0);
-            if (b->ours == NULL) {
-                goto error;
-            }
-            b->inband = PyObject_CallFunctionObjArgs(st->oob_dumps, obj, b->ours, append, NULL);
-        }
-        else {
-            PyObject *stack[4] = {NULL, obj, st->protocol, append};
-            b->inband = PyObject_Vectorcall(st->pickle_dumps, stack + 1,
-                                            2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            st->kw_buffer_callback);
-        }
-        if (b->inband == NULL) {
-            /* pickle could not send it by reference: by value, with the
-             * buffers it had collected dropped; dumps_by_value raises
-             * pickle's error again where cloudpickle cannot help */
-            PyObject *exc = PyErr_GetRaisedException();
-            if (PyList_SetSlice(b->foreign, 0, PY_SSIZE_T_MAX, NULL) == 0
-                && (b->ours != NULL || (b->ours = PyList_New(0)) != NULL)
-                && PyList_SetSlice(b->ours, 0, PY_SSIZE_T_MAX, NULL) == 0) {
-                b->inband = PyObject_CallFunctionObjArgs(st->by_value_dumps, obj, b->ours,
-                                                         append, exc, NULL);
-            }
-            Py_XDECREF(exc);
-        }
+        PyObject *stack[4] = {NULL, obj, st->protocol, append};
+        b->inband = PyObject_Vectorcall(st->pickle_dumps, stack + 1,
+                                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                        st->kw_buffer_callback);
     }
-    Py_CLEAR(append);
     if (b->inband == NULL) {
-        goto error;
+        /* pickle could not send it by reference: by value, with the
+         * buffers it had collected dropped; dumps_by_value raises
+         * pickle's error again where cloudpickle cannot help */
+        PyObject *exc = PyErr_GetRaisedException();
+        if (PyList_SetSlice(b->foreign, 0, PY_SSIZE_T_MAX, NULL) == 0
+            && (b->ours != NULL || (b->ours = PyList_New(0)) != NULL)
+            && PyList_SetSlice(b->ours, 0, PY_SSIZE_T_MAX, NULL) == 0) {
+            b->inband = PyObject_CallFunctionObjArgs(st->by_value_dumps, obj, b->ours,
+                                                     append, exc, NULL);
+        }
+        Py_XDECREF(exc);
     }
-    Py_ssize_t nours = b->ours ? PyList_GET_SIZE(b->ours) : 0;
-    Py_ssize_t nforeign = PyList_GET_SIZE(b->foreign);
-    if (nforeign == 0) {
-        Py_CLEAR(b->foreign);
-    }
-    b->size = ne_align(sizeof(ne_payload_head) + 8 * (uint64_t)(nours + nforeign))
-              + ne_align((uint64_t)PyBytes_GET_SIZE(b->inband));
-    if (nours + nforeign == 0) {
-        return 0;
-    }
+    return b->inband == NULL ? -1 : 0;
+}
+
+/* A buffer view of each out-of-band buffer, ours first; b->size counts
+ * them.  -1 with an exception. */
+static int
+take_views(ne_blob *b, Py_ssize_t nours, Py_ssize_t nforeign)
+{
     b->views = PyMem_Calloc((size_t)(nours + nforeign), sizeof(Py_buffer));
     if (b->views == NULL) {
         PyErr_NoMemory();
-        goto error;
+        return -1;
     }
     for (Py_ssize_t i = 0; i < nours + nforeign; i++) {
         PyObject *src;
@@ -242,16 +228,44 @@ ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b)
             /* PickleBuffer.raw(): the bytes, C-contiguous, whatever the layout */
             src = PyObject_CallMethod(PyList_GET_ITEM(b->foreign, i - nours), "raw", NULL);
             if (src == NULL) {
-                goto error;
+                return -1;
             }
         }
         int rc = PyObject_GetBuffer(src, &b->views[i], PyBUF_C_CONTIGUOUS);
         Py_DECREF(src);
         if (rc < 0) {
-            goto error;
+            return -1;
         }
         b->nviews++;
         b->size += ne_align((uint64_t)b->views[i].len);
+    }
+    return 0;
+}
+
+/* Pickle obj into b (which must be zeroed).  depth: how many container
+ * levels to search for large buffers.  -1 with an exception on failure. */
+int
+ne_blob_dump(ne_state *st, PyObject *obj, int depth, ne_blob *b)
+{
+    PyObject *append = NULL;
+    b->foreign = PyList_New(0);
+    if (b->foreign == NULL || (append = PyObject_GetAttrString(b->foreign, "append")) == NULL) {
+        goto error;
+    }
+    int rc = pickle_into(st, obj, depth, b, append);
+    Py_CLEAR(append);
+    if (rc < 0) {
+        goto error;
+    }
+    Py_ssize_t nours = b->ours ? PyList_GET_SIZE(b->ours) : 0;
+    Py_ssize_t nforeign = PyList_GET_SIZE(b->foreign);
+    if (nforeign == 0) {
+        Py_CLEAR(b->foreign);
+    }
+    b->size = ne_align(sizeof(ne_payload_head) + 8 * (uint64_t)(nours + nforeign))
+              + ne_align((uint64_t)PyBytes_GET_SIZE(b->inband));
+    if (nours + nforeign > 0 && take_views(b, nours, nforeign) < 0) {
+        goto error;
     }
     return 0;
 
