@@ -37,8 +37,12 @@ _BYTES, _BYTEARRAY, _MEMORYVIEW = 0, 1, 2
 
 
 class _OursMixin:
-    ours: List[Any]
-    ids: Dict[int, Tuple[Any, ...]]
+    """Our buffers out of band, for pickle's Pickler or cloudpickle's."""
+
+    def __init__(self, file: Any, ours: List[Any], buffer_callback: Callable[[Any], Any]) -> None:
+        super().__init__(file, 5, buffer_callback=buffer_callback)  # type: ignore[call-arg]
+        self.ours = ours
+        self.ids: Dict[int, Tuple[Any, ...]] = {}
 
     def persistent_id(self, item: Any) -> Optional[Tuple[Any, ...]]:
         kind = type(item)
@@ -62,10 +66,7 @@ class _OursMixin:
 
 
 class _Pickler(_OursMixin, pickle.Pickler):
-    def __init__(self, file: Any, ours: List[Any], buffer_callback: Callable[[Any], Any]) -> None:
-        super().__init__(file, 5, buffer_callback=buffer_callback)
-        self.ours = ours
-        self.ids = {}
+    pass
 
 
 _ByValuePickler: Any = None
@@ -79,11 +80,7 @@ def _by_value_pickler() -> Any:
         import cloudpickle
 
         class ByValuePickler(_OursMixin, cloudpickle.Pickler):  # type: ignore[misc]
-            def __init__(self, file: Any, ours: List[Any],
-                         buffer_callback: Callable[[Any], Any]) -> None:
-                super().__init__(file, 5, buffer_callback=buffer_callback)
-                self.ours = ours
-                self.ids = {}
+            pass
 
         _ByValuePickler = ByValuePickler
     return _ByValuePickler

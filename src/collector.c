@@ -33,17 +33,30 @@ ne_collector_is_current(ne_ppool *p)
     return current_collector == p;
 }
 
-/* A task stopped while it ran (task_timeout, cancel_running) whose outcome
- * arrived anyway: the outcome is dropped, the future settled as the stop
- * says (see task_stop.c). */
+/* The future in rec of a task that ended without its outcome: its worker
+ * died (why NE_STOP_NONE; pid, status: which, and how) or the pool stopped
+ * it (see task_stop.c).  A timeout fails it with TaskTimeout, a death with
+ * WorkerDied; a cancel is its canceller's, counted and done already. */
 static void
-settle_stopped(ne_ppool *p, ne_record *rec, uint32_t why, int pid)
+settle_lost(ne_ppool *p, ne_record *rec, uint32_t why, int pid, int status)
 {
-    ne_stop_count(p, why);
-    PyObject *exc = ne_stop_error(p, why, pid, 0);
-    if (exc != NULL && rec->future != NULL) {
-        ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
+    if (rec->future == NULL || why == NE_STOP_CANCEL) {
+        return;
     }
+    PyObject *exc;
+    if (why == NE_STOP_TIMEOUT) {
+        p->counts.timeouts++;
+        exc = PyObject_CallFunction(p->st->TaskTimeout, "di",
+                                    (double)p->task_timeout_ns / 1e9, pid);
+    }
+    else {
+        exc = PyObject_CallFunction(p->st->WorkerDied, "ii", pid, status);
+    }
+    if (exc == NULL) {
+        exc = PyErr_GetRaisedException();
+    }
+    p->counts.failed++;
+    ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
     Py_XDECREF(exc);
 }
 
@@ -89,7 +102,8 @@ complete_slot(ne_ppool *p, uint32_t idx)
     }
     if (stop != NE_STOP_NONE) {
         PyErr_Clear();
-        settle_stopped(p, rec, stop, s->worker >= 0 ? r->workers[s->worker].pid : 0);
+        /* it finished after all, but the pool had stopped it: dropped */
+        settle_lost(p, rec, stop, s->worker >= 0 ? r->workers[s->worker].pid : 0, 0);
     }
     else if (rec->future != NULL) {
         ne_samples_add(&p->counts.wait, s->claimed_ns - rec->submitted_ns);
@@ -204,15 +218,7 @@ bury(ne_ppool *p, int w)
     count_departure(p, doomed, pid, status);
 
     for (int i = 0; i < nlost; i++) {
-        ne_record *rec = &p->records[lost[i]];
-        if (rec->future != NULL) {
-            ne_stop_count(p, stop[i]);
-            PyObject *exc = ne_stop_error(p, stop[i], pid, status);
-            if (exc != NULL) {
-                ne_complete(p->st, rec->future, rec->bridge, NE_EXCEPTION, exc);
-            }
-            Py_XDECREF(exc);
-        }
+        settle_lost(p, &p->records[lost[i]], stop[i], pid, status);
         ne_slots_release(p, lost[i]);
     }
     if (init_failed) {

@@ -596,8 +596,6 @@ void ne_slots_cancel_unclaimed(ne_ppool *p, int spare_handed);
 
 int ne_stop_cancelled(ne_ppool *p, uint32_t idx);
 int64_t ne_stop_overdue(ne_ppool *p);
-PyObject *ne_stop_error(ne_ppool *p, uint32_t why, int pid, int status);
-void ne_stop_count(ne_ppool *p, uint32_t why);
 
 /* --------------------------------------------------------- collector.c */
 

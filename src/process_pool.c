@@ -563,11 +563,6 @@ ppool_submit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     return ne_ppool_submit((ne_ppool *)self, args, nargs, kwnames);
 }
 
-PyDoc_STRVAR(ppool_run_doc,
-"run($self, func, /, *args, **kwargs)\n--\n\n"
-"Run func(*args, **kwargs) in a worker process; return an awaitable asyncio\n"
-"future of the running loop.");
-
 PyDoc_STRVAR(ppool_counts_doc,
 "counts($self, /)\n--\n\n"
 "The public snapshot behind ProcessPoolExecutor.stats(): counts, workers,\n"
@@ -593,6 +588,11 @@ ppool_counts(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
     return ne_counts_snapshot(&p->counts, p->npending + ready, running, alive);
 }
+
+PyDoc_STRVAR(ppool_run_doc,
+"run($self, func, /, *args, **kwargs)\n--\n\n"
+"Run func(*args, **kwargs) in a worker process; return an awaitable asyncio\n"
+"future of the running loop.");
 
 static PyObject *
 ppool_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)

@@ -91,37 +91,3 @@ ne_stop_overdue(ne_ppool *p)
     p->next_due_ns = next;
     return next;
 }
-
-/* Count a task that ended without its outcome (why: NE_STOP_*). */
-void
-ne_stop_count(ne_ppool *p, uint32_t why)
-{
-    if (why == NE_STOP_CANCEL) {
-        return;   /* counted as the canceller was told to cancel it */
-    }
-    if (why == NE_STOP_TIMEOUT) {
-        p->counts.timeouts++;
-    }
-    p->counts.failed++;
-}
-
-/* What the future of a task that ended without its outcome gets: the
- * error to fail it with (pid: its worker; status: how that died), or NULL
- * with no exception when its canceller has settled it.  A new reference;
- * never NULL with an error pending (the error becomes the outcome). */
-PyObject *
-ne_stop_error(ne_ppool *p, uint32_t why, int pid, int status)
-{
-    PyObject *exc;
-    switch (why) {
-    case NE_STOP_CANCEL:
-        return NULL;
-    case NE_STOP_TIMEOUT:
-        exc = PyObject_CallFunction(p->st->TaskTimeout, "di",
-                                    (double)p->task_timeout_ns / 1e9, pid);
-        break;
-    default:
-        exc = PyObject_CallFunction(p->st->WorkerDied, "ii", pid, status);
-    }
-    return exc != NULL ? exc : PyErr_GetRaisedException();
-}
