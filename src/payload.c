@@ -31,7 +31,9 @@
 
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAYLOAD_MAGIC 0x4c50454eu  /* "NEPL" */
 #define OOB_MIN (64 * 1024)        /* smaller buffers stay in the pickle */
@@ -379,6 +381,26 @@ copy_streamed(char *dst, const char *payload, uint64_t at, uint64_t n,
     }
 }
 
+#define HUGE_PAGE (2u << 20)
+
+/* Ask for transparent huge pages under a destination about to be filled.
+ * A buffer this large is a fresh mmap of malloc's, so the copy into it
+ * would otherwise fault once per 4 KiB page, which costs more than the
+ * copy itself; a huge page faults once per 2 MiB.  Only the pages wholly
+ * inside dst are advised, since the rest may hold others' memory; where
+ * the kernel says no, the copy faults as it always did. */
+static void
+advise_huge(char *dst, uint64_t n)
+{
+    if (n < 2 * (uint64_t)HUGE_PAGE) {
+        return;
+    }
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)dst + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)dst + n) & ~(page - 1);
+    (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
+
 /* The payload being loaded, for _take_buffer; nested loads stack. */
 typedef struct ne_loading {
     const char *payload;
@@ -425,6 +447,7 @@ ne_take_buffer(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
     char *dst = mutable ? PyByteArray_AS_STRING(obj) : PyBytes_AS_STRING(obj);
     ne_loading *ctx = loading;
     Py_BEGIN_ALLOW_THREADS
+    advise_huge(dst, n);
     copy_streamed(dst, ctx->payload, at, n, ctx->ready);
     Py_END_ALLOW_THREADS
     return obj;
