@@ -384,11 +384,12 @@ copy_streamed(char *dst, const char *payload, uint64_t at, uint64_t n,
 #define HUGE_PAGE (2u << 20)
 
 /* Ask for transparent huge pages under a destination about to be filled.
- * A buffer this large is a fresh mmap of malloc's, so the copy into it
- * would otherwise fault once per 4 KiB page, which costs more than the
- * copy itself; a huge page faults once per 2 MiB.  Only the pages wholly
+ * A buffer this large is usually a fresh mmap of malloc's (always past
+ * glibc's 32 MiB ceiling for its mmap threshold), so the copy into it
+ * would otherwise fault once per 4 KiB page, which costs about as much as
+ * the copy; a huge page faults once per 2 MiB.  Only the pages wholly
  * inside dst are advised, since the rest may hold others' memory; where
- * the kernel says no, the copy faults as it always did. */
+ * the kernel says no, or the memory is already there, nothing changes. */
 static void
 advise_huge(char *dst, uint64_t n)
 {
